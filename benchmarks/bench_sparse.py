@@ -1,0 +1,90 @@
+"""Timings of the integer-label losses: forward, fused forward+grad, grad alone, in place; and the read floor."""
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+import numba_xent
+
+from ._shapes import SHAPES, make_inputs
+
+
+# The read floor: every thread summing its rows (vectorised thanks to reassoc). Timed next to the losses so a
+# slower machine or a noisy neighbour shows up as a slower floor rather than as a regression of ours.
+@njit(parallel=True, nogil=True, fastmath={"reassoc"})
+def _row_sums(logits, zero):
+    n_rows, n_classes = logits.shape
+    sums = np.empty(n_rows, dtype=logits.dtype)
+    for row in prange(n_rows):
+        values = logits[row]
+        total = zero
+        for col in range(n_classes):
+            total += values[col]
+        sums[row] = total
+    return sums
+
+
+class SparseCrossEntropy:
+    """Median time per call; every call allocates its outputs as a user's call would."""
+
+    params = [list(SHAPES)]
+    param_names = ["shape"]
+    timeout = 600
+
+    def setup(self, shape):
+        self.logits, self.labels, self.options = make_inputs(shape)
+        self.rows = self.logits.reshape(-1, self.logits.shape[-1])
+        self.zero = self.logits.dtype.type(0)
+        # In place overwrites its buffer with the gradient; later calls read gradients as logits, which costs
+        # the same (no branch of the kernels depends on the values of finite logits).
+        self.work = self.logits.copy()
+        # Warm-up: compile (or load from the Numba cache) every kernel timed below, and touch the pages.
+        self.time_forward(shape)
+        self.time_fwd_grad(shape)
+        self.time_grad(shape)
+        self.time_in_place(shape)
+        self.time_read_floor(shape)
+
+    def time_read_floor(self, shape):
+        _row_sums(self.rows, self.zero)
+
+    def time_forward(self, shape):
+        numba_xent.sparse_cross_entropy(self.logits, self.labels, **self.options)
+
+    def time_fwd_grad(self, shape):
+        numba_xent.sparse_cross_entropy_with_grad(self.logits, self.labels, **self.options)
+
+    def time_grad(self, shape):
+        numba_xent.sparse_cross_entropy_grad(self.logits, self.labels, **self.options)
+
+    def time_in_place(self, shape):
+        numba_xent.sparse_cross_entropy_with_grad(self.work, self.labels, out=self.work, **self.options)
+
+    def peakmem_forward(self, shape):
+        # asv reports the peak RSS of the whole benchmark process, inputs included; the forward pass's own
+        # extra memory is tracked by bench_memory.ForwardMemory.
+        numba_xent.sparse_cross_entropy(self.logits, self.labels, **self.options)
+
+
+class Threads:
+    """Forward and fused forward+grad on 1024x32000 (8192x32000 with NUMBA_XENT_ASV_SHAPES=full) per thread count."""
+
+    params = [[n for n in (1, 2, 4, 8) if n <= numba.config.NUMBA_NUM_THREADS]]
+    param_names = ["threads"]
+    timeout = 600
+
+    def setup(self, threads):
+        name = "8192x32000" if "8192x32000" in SHAPES else "1024x32000"
+        self.logits, self.labels, _ = make_inputs(name)
+        numba.set_num_threads(threads)
+        self.time_forward(threads)
+        self.time_fwd_grad(threads)
+
+    def teardown(self, threads):
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+
+    def time_forward(self, threads):
+        numba_xent.sparse_cross_entropy(self.logits, self.labels)
+
+    def time_fwd_grad(self, threads):
+        numba_xent.sparse_cross_entropy_with_grad(self.logits, self.labels)

@@ -1,0 +1,97 @@
+"""Import plus first call, and the extra memory of a forward call, each measured in a fresh interpreter."""
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+
+_FIRST_CALL = r"""
+start = time.perf_counter()
+import numpy as np
+import numba_xent
+numba_xent.sparse_cross_entropy(np.zeros((64, 10), dtype=np.float32), np.zeros(64, dtype=np.int64))
+print(time.perf_counter() - start)
+"""
+
+
+def _first_call_seconds(cache_dir):
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+    out = subprocess.run([sys.executable, "-c", _FIRST_CALL], check=True, capture_output=True, text=True, env=env)
+    return float(out.stdout.split()[-1])
+
+
+class FirstCall:
+    """Seconds from `import numpy` to the end of the first sparse_cross_entropy call (median of 3 processes).
+
+    cold: an empty NUMBA_CACHE_DIR, so every kernel compiles; warm: a cache filled by an earlier process.
+    """
+
+    timeout = 600
+    unit = "seconds"
+
+    def setup_cache(self):
+        results = {"cold": [], "warm": []}
+        with tempfile.TemporaryDirectory(prefix="numba_xent_warm_") as warm_dir:
+            _first_call_seconds(warm_dir)
+            for _ in range(3):
+                with tempfile.TemporaryDirectory(prefix="numba_xent_cold_") as cold_dir:
+                    results["cold"].append(_first_call_seconds(cold_dir))
+                results["warm"].append(_first_call_seconds(warm_dir))
+        return {kind: statistics.median(times) for kind, times in results.items()}
+
+    def track_cold_cache(self, medians):
+        return medians["cold"]
+
+    def track_warm_cache(self, medians):
+        return medians["warm"]
+
+
+# Peak resident memory added by one warm forward call: VmHWM is reset through /proc/self/clear_refs after the
+# inputs exist and the kernels ran twice, so the rise counts every page the call touches, whoever allocates it
+# (NumPy, Numba's NRT, malloc). Resolution: a page. Linux only.
+_FORWARD_MEMORY = r"""
+import sys
+import numpy as np
+import numba_xent
+
+def status(key):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1]) * 1024
+
+n_rows, n_classes = int(sys.argv[1]), int(sys.argv[2])
+rng = np.random.default_rng(0)
+logits = rng.standard_normal((n_rows, n_classes), dtype=np.float32)
+labels = rng.integers(0, n_classes, n_rows)
+for _ in range(2):
+    numba_xent.sparse_cross_entropy(logits, labels)
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+before = status("VmRSS")
+numba_xent.sparse_cross_entropy(logits, labels)
+print(status("VmHWM") - before)
+"""
+
+
+class ForwardMemory:
+    """Extra peak resident bytes of one forward call (reduction='mean'); O(rows) means flat in n_classes."""
+
+    params = [[4096, 16384], [1000, 32000]]
+    param_names = ["n_rows", "n_classes"]
+    timeout = 600
+    unit = "bytes"
+
+    def setup(self, n_rows, n_classes):
+        if not sys.platform.startswith("linux"):
+            raise NotImplementedError("needs /proc/self/clear_refs")
+
+    def track_forward_extra_rss(self, n_rows, n_classes):
+        out = subprocess.run(
+            [sys.executable, "-c", _FORWARD_MEMORY, str(n_rows), str(n_classes)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return int(out.stdout.split()[-1])

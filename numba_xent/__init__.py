@@ -1,0 +1,25 @@
+"""numba_xent: softmax cross-entropy and its gradients as Numba-compiled CPU kernels over NumPy arrays."""
+
+from .dense import (
+    binary_cross_entropy_with_logits,
+    binary_cross_entropy_with_logits_grad,
+    cross_entropy,
+    cross_entropy_grad,
+)
+from .softmax import log_softmax, logsumexp, softmax
+from .sparse import sparse_cross_entropy, sparse_cross_entropy_grad, sparse_cross_entropy_with_grad
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_grad",
+    "cross_entropy",
+    "cross_entropy_grad",
+    "log_softmax",
+    "logsumexp",
+    "softmax",
+    "sparse_cross_entropy",
+    "sparse_cross_entropy_grad",
+    "sparse_cross_entropy_with_grad",
+]

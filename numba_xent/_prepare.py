@@ -1,0 +1,230 @@
+"""One place that turns any input into what the kernels take: contiguous 2-D ``(rows, classes)`` arrays in
+float32 or float64, flat ``intp`` labels that were checked, float64 weights, and validated options.
+
+Everything here runs before any output buffer is written, so a bad input leaves ``out=`` untouched.
+"""
+
+from __future__ import annotations
+
+import numbers
+import threading
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from . import _kernels
+
+REDUCTIONS = ("mean", "sum", "none")
+EMPTY = np.empty(0)
+
+
+@dataclass
+class Rows:
+    """An array seen as contiguous ``(rows, classes)`` with what is needed to put results back in its shape."""
+
+    data: np.ndarray  # (n_rows, n_classes), C-contiguous, float32 or float64
+    axis: int  # the class axis of the original array, normalised to be non-negative
+    shape: tuple  # the original shape
+    dtype: np.dtype  # the original dtype (float16 is computed in float32)
+
+    @property
+    def batch_shape(self) -> tuple:
+        return self.shape[: self.axis] + self.shape[self.axis + 1 :]
+
+    @property
+    def n_classes(self) -> int:
+        return self.shape[self.axis]
+
+    def to_original(self, rows_array: np.ndarray) -> np.ndarray:
+        """A ``(rows, classes)`` result viewed in the original shape (the class axis moved back)."""
+        moved_shape = self.batch_shape + (self.n_classes,)
+        return np.moveaxis(rows_array.reshape(moved_shape), -1, self.axis)
+
+
+def as_rows(x, axis: int = -1, name: str = "logits") -> Rows:
+    """View or copy ``x`` as contiguous ``(rows, classes)`` along ``axis``; float16 becomes float32."""
+    x = np.asarray(x)
+    if x.dtype not in (np.float16, np.float32, np.float64):
+        raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype}")
+    if x.ndim == 0:
+        raise ValueError(f"{name} must have at least one dimension (the class axis), got a scalar")
+    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+        raise TypeError(f"axis must be an integer, got {axis!r}")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis {axis} is out of bounds for {name} with shape {x.shape}")
+    axis = int(axis) % x.ndim
+    if x.shape[axis] == 0:
+        raise ValueError(f"{name} has shape {x.shape}: the class axis {axis} is empty")
+    compute_dtype = np.float32 if x.dtype == np.float16 else x.dtype
+    moved = np.moveaxis(x, axis, -1)
+    data = np.ascontiguousarray(moved, dtype=compute_dtype).reshape(-1, x.shape[axis])
+    return Rows(data, axis, x.shape, x.dtype)
+
+
+def labels_as_rows(labels, rows: Rows, ignore_index) -> np.ndarray:
+    """Flat ``intp`` labels, one per row, each in [0, n_classes) or equal to ignore_index."""
+    labels = np.asarray(labels)
+    if labels.dtype.kind not in "iu":
+        raise TypeError(f"labels must be an array of integers, got dtype {labels.dtype}")
+    if labels.shape != rows.batch_shape:
+        raise ValueError(
+            f"labels have shape {labels.shape} but logits of shape {rows.shape} with class axis {rows.axis} "
+            f"need labels of shape {rows.batch_shape}"
+        )
+    if labels.dtype == np.uint64 and labels.size and labels.max() > np.iinfo(np.intp).max:
+        # Casting would wrap these to negative numbers; they are out of range for any class count anyway.
+        _raise_bad_label(labels, int(np.argmax(labels.ravel() > np.iinfo(np.intp).max)), rows, ignore_index)
+    flat = np.ascontiguousarray(labels, dtype=np.intp).reshape(-1)
+    bad = _kernels.first_bad_label(flat, rows.n_classes, ignore_index)
+    if bad >= 0:
+        _raise_bad_label(labels, bad, rows, ignore_index)
+    return flat
+
+
+def _raise_bad_label(labels, flat_index, rows, ignore_index):
+    position = tuple(int(i) for i in np.unravel_index(flat_index, labels.shape))
+    value = labels.reshape(-1)[flat_index]
+    raise ValueError(
+        f"label {value} at index {position} is outside [0, {rows.n_classes}) "
+        f"and is not ignore_index ({ignore_index})"
+    )
+
+
+def check_ignore_index(ignore_index) -> int:
+    if not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool):
+        raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
+    ignore_index = int(ignore_index)
+    if not np.iinfo(np.int64).min <= ignore_index <= np.iinfo(np.int64).max:
+        raise ValueError(f"ignore_index {ignore_index} does not fit in int64")
+    return ignore_index
+
+
+def check_reduction(reduction) -> str:
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
+    return reduction
+
+
+def check_fraction(value, name: str) -> float:
+    if not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_non_negative(value, name: str) -> float:
+    if not isinstance(value, numbers.Real) or not 0.0 <= float(value) < np.inf:
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return float(value)
+
+
+def weights(weight, shape: tuple, name: str, what: str) -> np.ndarray:
+    """A float64 copy-if-needed of a weight array of exactly ``shape`` (flattened), or EMPTY when absent."""
+    if weight is None:
+        return EMPTY
+    weight = np.asarray(weight)
+    if weight.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real array, got dtype {weight.dtype}")
+    if weight.shape != shape:
+        raise ValueError(f"{name} has shape {weight.shape} but {what} need shape {shape}")
+    flat = np.ascontiguousarray(weight, dtype=np.float64).reshape(-1)
+    invalid = ~(flat >= 0)  # negative or NaN
+    if invalid.any():
+        first = int(np.argmax(invalid))
+        position = tuple(int(i) for i in np.unravel_index(first, shape))
+        raise ValueError(f"{name} must be non-negative, got {flat[first]} at index {position}")
+    return flat
+
+
+def grad_output_scale(grad_output, reduction: str, batch_shape: tuple):
+    """(scalar scale, per-row scales or EMPTY) for a gradient kernel."""
+    grad_output = np.asarray(grad_output)
+    if grad_output.dtype.kind not in "biuf":
+        raise TypeError(f"grad_output must be real, got dtype {grad_output.dtype}")
+    if grad_output.ndim == 0:
+        return float(grad_output), EMPTY
+    if reduction != "none":
+        raise ValueError(
+            f"grad_output must be a scalar for reduction={reduction!r}, got an array of shape {grad_output.shape}"
+        )
+    if grad_output.shape != batch_shape:
+        raise ValueError(f"grad_output has shape {grad_output.shape} but the losses have shape {batch_shape}")
+    return 1.0, np.ascontiguousarray(grad_output, dtype=np.float64).reshape(-1)
+
+
+def check_out(out, rows: Rows, name: str = "out") -> None:
+    if out is None:
+        return
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name} must be a NumPy array, got {type(out).__name__}")
+    if out.shape != rows.shape:
+        raise ValueError(f"{name} has shape {out.shape} but the result has shape {rows.shape}")
+    if out.dtype != rows.dtype:
+        raise TypeError(f"{name} has dtype {out.dtype} but the result has dtype {rows.dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+
+
+def result_rows(out, rows: Rows, source) -> tuple[np.ndarray, bool]:
+    """A ``(rows, classes)`` buffer for a kernel to write, and whether it must be copied into ``out`` after.
+
+    The kernel writes ``out`` directly when ``out`` already has the kernel's layout and dtype and either does not
+    overlap the input or is exactly the input's memory (an in-place update, which the kernels allow).
+    """
+    if out is not None and out.dtype == rows.data.dtype:
+        moved = np.moveaxis(out, rows.axis, -1)
+        if moved.flags.c_contiguous:
+            direct = moved.reshape(rows.data.shape)
+            same = direct.__array_interface__["data"][0] == rows.data.__array_interface__["data"][0]
+            if same or not np.may_share_memory(direct, rows.data):
+                return direct, False
+    return np.empty(rows.data.shape, rows.data.dtype), out is not None
+
+
+def finish(buffer: np.ndarray, copy_to_out: bool, out, rows: Rows) -> np.ndarray:
+    """Put a kernel's ``(rows, classes)`` result in the caller's shape, dtype and buffer."""
+    if out is not None:
+        if copy_to_out:
+            np.copyto(out, rows.to_original(buffer), casting="unsafe")
+        return out
+    result = rows.to_original(buffer)
+    return result.astype(rows.dtype) if result.dtype != rows.dtype else result
+
+
+def reduce_losses(row_loss: np.ndarray, total: float, denominator: float, reduction: str, batch_shape, dtype):
+    """The loss the caller asked for: per-row in the labels' shape, or a NumPy scalar of the compute dtype."""
+    compute = np.float32 if dtype in (np.float16, np.float32) else np.float64
+    if reduction == "none":
+        return row_loss.astype(compute).reshape(batch_shape)
+    if reduction == "sum":
+        return compute(total)
+    return compute(total / denominator if denominator != 0.0 else 0.0)
+
+
+# Numba's workqueue threading layer aborts the process when two threads launch parallel kernels at once. It is
+# only chosen where neither OpenMP nor TBB is available; there, parallel kernel calls are serialised.
+_workqueue_lock = threading.Lock()
+
+
+class parallel_guard:
+    """Context manager around a parallel kernel launch: a lock under the workqueue layer, nothing otherwise."""
+
+    _layer = None
+
+    def __enter__(self):
+        if parallel_guard._layer is None or parallel_guard._layer == "workqueue":
+            _workqueue_lock.acquire()
+            self._locked = True
+        else:
+            self._locked = False
+        return self
+
+    def __exit__(self, *exc):
+        if self._locked:
+            if parallel_guard._layer is None:
+                try:
+                    parallel_guard._layer = numba.threading_layer()
+                except ValueError:  # no parallel region has run yet
+                    pass
+            _workqueue_lock.release()
+        return False

@@ -1,0 +1,231 @@
+"""Cross-entropy with probability targets, and binary cross-entropy with logits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels, _prepare
+
+__all__ = [
+    "cross_entropy",
+    "cross_entropy_grad",
+    "binary_cross_entropy_with_logits",
+    "binary_cross_entropy_with_logits_grad",
+]
+
+
+def _targets_like(targets, rows: _prepare.Rows, name: str = "targets") -> np.ndarray:
+    """``targets`` as the same contiguous (rows, classes) layout as ``rows`` (float64 for float64 logits)."""
+    targets = np.asarray(targets)
+    if targets.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be a real array, got dtype {targets.dtype}")
+    if targets.shape != rows.shape:
+        raise ValueError(f"{name} has shape {targets.shape} but logits have shape {rows.shape}")
+    moved = np.moveaxis(targets, rows.axis, -1)
+    return np.ascontiguousarray(moved, dtype=rows.data.dtype).reshape(rows.data.shape)
+
+
+def _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_smoothing, grad_output,
+           want_grad, out):
+    rows = _prepare.as_rows(logits, axis)
+    reduction = _prepare.check_reduction(reduction)
+    label_smoothing = _prepare.check_fraction(label_smoothing, "label_smoothing")
+    target_rows = _targets_like(targets, rows)
+    class_weight = _prepare.weights(class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes")
+    sample_weight = _prepare.weights(sample_weight, rows.batch_shape, "sample_weight", "the batch")
+    scale, scale_rows = _prepare.grad_output_scale(grad_output, reduction, rows.batch_shape)
+    n_rows = rows.data.shape[0]
+    if reduction == "mean":
+        scale = scale / n_rows if n_rows else 0.0
+    if want_grad:
+        _prepare.check_out(out, rows)
+        grad, copy_to_out = _prepare.result_rows(out, rows, rows.data)
+    else:
+        grad, copy_to_out = np.empty((n_rows, 0), rows.data.dtype), False
+    row_loss = np.empty(n_rows)
+    with _prepare.parallel_guard():
+        total = _kernels.dense_rows(
+            rows.data, target_rows, class_weight, sample_weight, label_smoothing, want_grad, scale, scale_rows,
+            row_loss, grad,
+        )
+    if want_grad:
+        return _prepare.finish(grad, copy_to_out, out, rows)
+    return _prepare.reduce_losses(row_loss, total, float(n_rows), reduction, rows.batch_shape, rows.dtype)
+
+
+def cross_entropy(logits, targets, *, axis=-1, class_weight=None, sample_weight=None, reduction="mean",
+                  label_smoothing=0.0):
+    """Softmax cross-entropy against probability targets (soft labels).
+
+    Follows ``torch.nn.functional.cross_entropy`` with probability targets: the loss of a row is
+    ``-sum_c w_c t_c log_softmax(x)_c`` with ``t = (1 - eps) targets + eps / C``; "mean" divides by the number of
+    rows (also when ``sample_weight`` is given: Keras's "sum over batch size").
+
+    Parameters
+    ----------
+    logits : ndarray of float16, float32 or float64
+        Unnormalised scores, classes along ``axis``.
+    targets : array_like, same shape as ``logits``
+        Class probabilities per row.
+    axis : int, default -1
+        The class axis.
+    class_weight : array_like of shape (C,), optional
+        Per-class weights, non-negative.
+    sample_weight : array_like of the batch shape, optional
+        Per-row weights, non-negative.
+    reduction : {"mean", "sum", "none"}, default "mean"
+    label_smoothing : float in [0, 1], default 0.0
+
+    Returns
+    -------
+    loss : NumPy scalar, or ndarray of the batch shape for ``reduction="none"``
+        float32 for float16/float32 logits, float64 for float64.
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match, negative weights, an unknown reduction, smoothing outside [0, 1].
+    TypeError
+        Non-float logits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numba_xent import cross_entropy
+    >>> logits = np.array([[2.0, 0.0], [0.0, 2.0]])
+    >>> float(cross_entropy(logits, np.array([[1.0, 0.0], [0.5, 0.5]])).round(6))
+    0.626928
+    """
+    return _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_smoothing, 1.0, False, None)
+
+
+def cross_entropy_grad(logits, targets, *, axis=-1, class_weight=None, sample_weight=None, reduction="mean",
+                       label_smoothing=0.0, grad_output=1.0, out=None):
+    """Gradient of :func:`cross_entropy` with respect to ``logits``, times ``grad_output``.
+
+    Parameters
+    ----------
+    logits, targets, axis, class_weight, sample_weight, reduction, label_smoothing
+        As for :func:`cross_entropy`.
+    grad_output : float, or ndarray of the batch shape for ``reduction="none"``, default 1.0
+        The upstream gradient of the loss.
+    out : ndarray of the logits' shape and dtype, optional
+        Where to write the gradient (may be ``logits`` itself).
+
+    Returns
+    -------
+    grad : ndarray of the logits' shape and dtype
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numba_xent import cross_entropy_grad
+    >>> cross_entropy_grad(np.zeros((1, 2)), np.array([[1.0, 0.0]]))
+    array([[-0.5,  0.5]])
+    """
+    return _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_smoothing, grad_output,
+                  True, out)
+
+
+def _bce(logits, targets, pos_weight, weight, reduction, grad_output, want_grad, out):
+    logits_array = np.asarray(logits)
+    scalar_input = logits_array.ndim == 0
+    rows = _prepare.as_rows(logits_array.reshape(1) if scalar_input else logits_array, -1)
+    reduction = _prepare.check_reduction(reduction)
+    targets = np.asarray(targets)
+    target_rows = _targets_like(targets.reshape(1) if scalar_input and targets.ndim == 0 else targets, rows)
+    pos_weight = _prepare.weights(pos_weight, (rows.n_classes,), "pos_weight", f"logits with {rows.n_classes} classes along the last axis")
+    if weight is not None:
+        weight = np.asarray(weight)
+        try:
+            weight = np.broadcast_to(weight, rows.shape)
+        except ValueError:
+            raise ValueError(f"weight has shape {weight.shape}, which does not broadcast to the logits' shape {rows.shape}") from None
+        weight = _prepare.weights(weight, rows.shape, "weight", "logits").reshape(rows.data.shape)
+    else:
+        weight = np.empty((0, 0))
+    scale, scale_elements = _prepare.grad_output_scale(grad_output, reduction, rows.shape)
+    scale_elements = scale_elements.reshape(rows.data.shape) if scale_elements.size else np.empty((0, 0))
+    n_elements = rows.data.size
+    if reduction == "mean":
+        scale = scale / n_elements if n_elements else 0.0
+    if want_grad:
+        _prepare.check_out(out, rows)
+        grad, copy_to_out = _prepare.result_rows(out, rows, rows.data)
+    else:
+        grad, copy_to_out = np.empty((0, 0), rows.data.dtype), False
+    element_loss = np.empty(rows.data.shape if reduction == "none" and not want_grad else (0, 0))
+    with _prepare.parallel_guard():
+        total = _kernels.bce_rows(rows.data, target_rows, pos_weight, weight, want_grad, scale, scale_elements,
+                                  element_loss, grad if want_grad else np.empty((rows.data.shape[0], 0), rows.data.dtype))
+    if want_grad:
+        result = _prepare.finish(grad, copy_to_out, out, rows)
+        return result.reshape(()) if scalar_input and out is None else result
+    compute = np.float32 if rows.data.dtype == np.float32 else np.float64
+    if reduction == "none":
+        return element_loss.astype(compute).reshape(logits_array.shape)
+    if reduction == "sum":
+        return compute(total)
+    return compute(total / n_elements if n_elements else 0.0)
+
+
+def binary_cross_entropy_with_logits(logits, targets, *, pos_weight=None, weight=None, reduction="mean"):
+    """Binary cross-entropy of logits against targets in [0, 1], as ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    Parameters
+    ----------
+    logits : ndarray of float16, float32 or float64
+        One logit per element.
+    targets : array_like, same shape as ``logits``
+        Target probabilities.
+    pos_weight : array_like of shape (C,), optional
+        Weight of the positive term per class, the last axis of ``logits``.
+    weight : array_like broadcastable to the logits' shape, optional
+        Weight of each element.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "mean" divides by the number of elements.
+
+    Returns
+    -------
+    loss : NumPy scalar, or ndarray of the logits' shape for ``reduction="none"``
+
+    Raises
+    ------
+    ValueError
+        Shapes that do not match, negative weights, an unknown reduction.
+    TypeError
+        Non-float logits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numba_xent import binary_cross_entropy_with_logits
+    >>> float(binary_cross_entropy_with_logits(np.array([0.0, 0.0]), np.array([1.0, 0.0])).round(6))
+    0.693147
+    """
+    return _bce(logits, targets, pos_weight, weight, reduction, 1.0, False, None)
+
+
+def binary_cross_entropy_with_logits_grad(logits, targets, *, pos_weight=None, weight=None, reduction="mean",
+                                          grad_output=1.0, out=None):
+    """Gradient of :func:`binary_cross_entropy_with_logits` with respect to ``logits``, times ``grad_output``.
+
+    Parameters
+    ----------
+    logits, targets, pos_weight, weight, reduction
+        As for :func:`binary_cross_entropy_with_logits`.
+    grad_output : float, or ndarray of the logits' shape for ``reduction="none"``, default 1.0
+    out : ndarray of the logits' shape and dtype, optional
+
+    Returns
+    -------
+    grad : ndarray of the logits' shape and dtype
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numba_xent import binary_cross_entropy_with_logits_grad
+    >>> binary_cross_entropy_with_logits_grad(np.array([0.0, 0.0]), np.array([1.0, 0.0]))
+    array([-0.25,  0.25])
+    """
+    return _bce(logits, targets, pos_weight, weight, reduction, grad_output, True, out)

@@ -1,0 +1,184 @@
+"""Cross-entropy with integer class labels: the loss, its gradient, and both from one read of the logits."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _kernels, _prepare
+
+__all__ = ["sparse_cross_entropy", "sparse_cross_entropy_grad", "sparse_cross_entropy_with_grad"]
+
+def _prepare_sparse(logits, labels, axis, class_weight, sample_weight, ignore_index, reduction,
+                    label_smoothing, z_loss, from_logits):
+    rows = _prepare.as_rows(logits, axis)
+    ignore_index = _prepare.check_ignore_index(ignore_index)
+    reduction = _prepare.check_reduction(reduction)
+    label_smoothing = _prepare.check_fraction(label_smoothing, "label_smoothing")
+    z_loss = _prepare.check_non_negative(z_loss, "z_loss")
+    if not from_logits and z_loss != 0.0:
+        raise ValueError("z_loss penalises the log-sum-exp of logits; it cannot be used with from_logits=False")
+    flat_labels = _prepare.labels_as_rows(labels, rows, ignore_index)
+    class_weight = _prepare.weights(class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes")
+    sample_weight = _prepare.weights(sample_weight, rows.batch_shape, "sample_weight", "labels of that shape")
+    options = (class_weight, sample_weight, ignore_index, label_smoothing, z_loss, bool(from_logits))
+    return rows, flat_labels, reduction, options
+
+
+def _run(rows, flat_labels, reduction, options, grad_output, want_grad, out):
+    """Validate the gradient's inputs, then run the shared row kernel once. Returns (loss, gradient or None)."""
+    class_weight, sample_weight, ignore_index = options[:3]
+    scale, scale_rows = _prepare.grad_output_scale(grad_output, reduction, rows.batch_shape)
+    if want_grad:
+        _prepare.check_out(out, rows)
+    with _prepare.parallel_guard():
+        denominator = 1.0
+        if reduction == "mean":
+            denominator = _kernels.total_row_weight(flat_labels, class_weight, sample_weight, ignore_index)
+            # All rows ignored: the mean is 0 and so is its gradient (PyTorch gives nan).
+            scale = scale / denominator if denominator != 0.0 else 0.0
+        if want_grad:
+            grad, copy_to_out = _prepare.result_rows(out, rows, rows.data)
+        else:
+            grad, copy_to_out = np.empty((rows.data.shape[0], 0), rows.data.dtype), False
+        row_loss = np.empty(rows.data.shape[0])
+        total = _kernels.sparse_rows(
+            rows.data, flat_labels, *options, want_grad, scale, scale_rows, row_loss, grad
+        )
+    loss = _prepare.reduce_losses(row_loss, total, denominator, reduction, rows.batch_shape, rows.dtype)
+    return loss, (_prepare.finish(grad, copy_to_out, out, rows) if want_grad else None)
+
+
+def sparse_cross_entropy(logits, labels, *, axis=-1, class_weight=None, sample_weight=None, ignore_index=-100,
+                         reduction="mean", label_smoothing=0.0, z_loss=0.0, from_logits=True):
+    """Softmax cross-entropy of integer labels, without ever building a one-hot array.
+
+    Follows ``torch.nn.functional.cross_entropy`` with class-index targets, except that a "mean" over rows that
+    are all ``ignore_index`` is 0.0 (PyTorch gives nan).
+
+    Parameters
+    ----------
+    logits : ndarray of float16, float32 or float64
+        Unnormalised scores (or probabilities if ``from_logits=False``), any shape, classes along ``axis``.
+        float16 is computed in float32. Never modified, unless passed as ``out=``.
+    labels : ndarray of any integer dtype
+        Class indices, the shape of ``logits`` without ``axis``. Rows whose label is ``ignore_index`` are skipped.
+    axis : int, default -1
+        The class axis of ``logits``.
+    class_weight : array_like of shape (C,), optional
+        Weight of each class, gathered by label (PyTorch's ``weight``). Non-negative.
+    sample_weight : array_like of the labels' shape, optional
+        Weight of each row. Non-negative. The mean divides by ``sum(class_weight[y] * sample_weight)``.
+    ignore_index : int, default -100
+        Label value whose rows add nothing to the loss, the denominator or the gradient.
+    reduction : {"mean", "sum", "none"}, default "mean"
+        "none" returns the per-row losses in the labels' shape; "mean" and "sum" return a NumPy scalar.
+    label_smoothing : float in [0, 1], default 0.0
+        PyTorch's label smoothing: ``(1-eps) w_y (-log p_y) + (eps/C) sum_c w_c (-log p_c)``.
+    z_loss : float >= 0, default 0.0
+        Adds ``z_loss * lse**2`` to each row, weighted like the row (PaLM's auxiliary loss).
+    from_logits : bool, default True
+        If False, ``logits`` holds probabilities and Keras's semantics apply: each row is divided by its sum and
+        clipped to ``[1e-7, 1 - 1e-7]``; the gradient is taken with respect to those probabilities.
+
+    Returns
+    -------
+    loss : NumPy scalar, or ndarray of the labels' shape for ``reduction="none"``
+        float32 for float16/float32 logits, float64 for float64 logits.
+
+    Raises
+    ------
+    ValueError
+        A label outside ``[0, C)`` that is not ``ignore_index`` (the message names the value and its index);
+        shapes that do not match; negative weights; an unknown reduction; ``label_smoothing`` outside [0, 1].
+    TypeError
+        Labels that are not integers; logits that are not float16/32/64.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numba_xent import sparse_cross_entropy
+    >>> logits = np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]])
+    >>> float(sparse_cross_entropy(logits, np.array([0, 2])).round(6))
+    0.175456
+    >>> sparse_cross_entropy(logits, np.array([0, -100]), reduction="none").round(6)
+    array([0.241294, 0.      ])
+    """
+    rows, flat_labels, reduction, options = _prepare_sparse(
+        logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss,
+        from_logits,
+    )
+    return _run(rows, flat_labels, reduction, options, 1.0, False, None)[0]
+
+
+def sparse_cross_entropy_grad(logits, labels, *, axis=-1, class_weight=None, sample_weight=None,
+                              ignore_index=-100, reduction="mean", label_smoothing=0.0, z_loss=0.0,
+                              from_logits=True, grad_output=1.0, out=None):
+    """Gradient of :func:`sparse_cross_entropy` with respect to ``logits``, times ``grad_output``.
+
+    Equals PyTorch autograd of the same loss. Rows whose label is ``ignore_index`` get a zero gradient.
+
+    Parameters
+    ----------
+    logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss, from_logits
+        As for :func:`sparse_cross_entropy`.
+    grad_output : float, or ndarray of the labels' shape for ``reduction="none"``, default 1.0
+        The upstream gradient of the loss.
+    out : ndarray of the logits' shape and dtype, optional
+        Where to write the gradient; may be ``logits`` itself (the gradient then replaces the logits).
+
+    Returns
+    -------
+    grad : ndarray of the logits' shape and dtype (``out`` if given)
+
+    Raises
+    ------
+    ValueError, TypeError
+        As for :func:`sparse_cross_entropy`, and for an ``out`` or ``grad_output`` of the wrong shape or dtype.
+        Nothing is written to ``out`` when an error is raised.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numba_xent import sparse_cross_entropy_grad
+    >>> sparse_cross_entropy_grad(np.zeros((2, 2)), np.array([0, 1]))
+    array([[-0.25,  0.25],
+           [ 0.25, -0.25]])
+    """
+    rows, flat_labels, reduction, options = _prepare_sparse(
+        logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss,
+        from_logits,
+    )
+    return _run(rows, flat_labels, reduction, options, grad_output, True, out)[1]
+
+
+def sparse_cross_entropy_with_grad(logits, labels, *, axis=-1, class_weight=None, sample_weight=None,
+                                   ignore_index=-100, reduction="mean", label_smoothing=0.0, z_loss=0.0,
+                                   from_logits=True, out=None):
+    """Loss and gradient together, from one read of the logits per row (the fused kernel).
+
+    Parameters
+    ----------
+    logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss, from_logits
+        As for :func:`sparse_cross_entropy`.
+    out : ndarray of the logits' shape and dtype, optional
+        Where to write the gradient. ``out=logits`` computes the gradient in place, overwriting the logits.
+
+    Returns
+    -------
+    loss : as :func:`sparse_cross_entropy` returns it
+    grad : ndarray of the logits' shape and dtype, the gradient of ``loss`` (``out`` if given)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from numba_xent import sparse_cross_entropy_with_grad
+    >>> logits = np.zeros((2, 2))
+    >>> loss, grad = sparse_cross_entropy_with_grad(logits, np.array([0, 1]), out=logits)
+    >>> float(loss.round(6)), grad is logits
+    (0.693147, True)
+    """
+    rows, flat_labels, reduction, options = _prepare_sparse(
+        logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss,
+        from_logits,
+    )
+    return _run(rows, flat_labels, reduction, options, 1.0, True, out)
