@@ -101,7 +101,7 @@ def sparse_cross_entropy(logits, labels, *, axis=-1, class_weight=None, sample_w
     >>> float(sparse_cross_entropy(logits, np.array([0, 2])).round(6))
     0.175456
     >>> sparse_cross_entropy(logits, np.array([0, -100]), reduction="none").round(6)
-    array([0.241294, 0.      ])
+    array([0.241311, 0.      ])
     """
     rows, flat_labels, reduction, options = _prepare_sparse(
         logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss,
