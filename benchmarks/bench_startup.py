@@ -1,4 +1,11 @@
-"""Import plus first call, and the extra memory of a forward call, each measured in a fresh interpreter."""
+"""Import plus first call, and the extra memory of a forward call, each measured in a fresh interpreter.
+
+The children import the same numba_xent as the benchmark process (asv may have put the commit under test first on
+sys.path through ASV_PYTHONPATH, see .ci/asv-add-commit.sh): its parent directory is passed as argv[1] and put
+first on sys.path, and they start in a temporary directory so nothing in the current directory shadows it.
+This suite repeats what ``numba_xent._bench`` measures instead of importing it, so that it runs unchanged against
+every commit of the history, including those older than ``_bench``.
+"""
 
 import os
 import statistics
@@ -6,7 +13,13 @@ import subprocess
 import sys
 import tempfile
 
+import numba_xent
+
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(numba_xent.__file__)))
+
 _FIRST_CALL = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
 start = time.perf_counter()
 import numpy as np
 import numba_xent
@@ -16,8 +29,14 @@ print(time.perf_counter() - start)
 
 
 def _first_call_seconds(cache_dir):
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
-    out = subprocess.run([sys.executable, "-c", _FIRST_CALL], check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", _FIRST_CALL, _PACKAGE_ROOT],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=cache_dir,
+        env=dict(os.environ, NUMBA_CACHE_DIR=cache_dir),
+    )
     return float(out.stdout.split()[-1])
 
 
@@ -49,9 +68,11 @@ class FirstCall:
 
 # Peak resident memory added by one warm forward call: VmHWM is reset through /proc/self/clear_refs after the
 # inputs exist and the kernels ran twice, so the rise counts every page the call touches, whoever allocates it
-# (NumPy, Numba's NRT, malloc). Resolution: a page. Linux only.
+# (NumPy, Numba's NRT, malloc). MALLOC_MMAP_THRESHOLD_=65536 stops glibc from raising its mmap threshold after
+# the warm-up frees, which would let a temporary of up to 32 MiB reuse resident pages unseen. Linux only.
 _FORWARD_MEMORY = r"""
 import sys
+sys.path.insert(0, sys.argv[1])
 import numpy as np
 import numba_xent
 
@@ -61,7 +82,7 @@ def status(key):
             if line.startswith(key + ":"):
                 return int(line.split()[1]) * 1024
 
-n_rows, n_classes = int(sys.argv[1]), int(sys.argv[2])
+n_rows, n_classes = int(sys.argv[2]), int(sys.argv[3])
 rng = np.random.default_rng(0)
 logits = rng.standard_normal((n_rows, n_classes), dtype=np.float32)
 labels = rng.integers(0, n_classes, n_rows)
@@ -88,10 +109,13 @@ class ForwardMemory:
             raise NotImplementedError("needs /proc/self/clear_refs")
 
     def track_forward_extra_rss(self, n_rows, n_classes):
-        out = subprocess.run(
-            [sys.executable, "-c", _FORWARD_MEMORY, str(n_rows), str(n_classes)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
+        with tempfile.TemporaryDirectory(prefix="numba_xent_mem_") as cwd:
+            out = subprocess.run(
+                [sys.executable, "-c", _FORWARD_MEMORY, _PACKAGE_ROOT, str(n_rows), str(n_classes)],
+                check=True,
+                capture_output=True,
+                text=True,
+                cwd=cwd,
+                env=dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536"),
+            )
         return int(out.stdout.split()[-1])

@@ -480,12 +480,22 @@ def run_linear(shapes, quick: bool, log) -> str:
     return "\n".join(lines)
 
 
+# Children run in a fresh interpreter, started in a temporary directory (so no numba_xent in the current directory
+# can shadow the one under test) with this numba_xent's parent directory first on sys.path (argv[1]).
+def _package_root() -> str:
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
 # The child measures the peak resident memory added by one forward call: VmHWM (peak RSS) is reset through
 # /proc/self/clear_refs after inputs exist and the kernels are compiled and warm, so the peak counts every page
 # the call touches, whoever allocates it (NumPy, Numba's NRT, malloc); tracemalloc would miss NRT allocations.
-# Resolution: a page (4 KiB).  Pages reused from the allocator's free lists are not counted (they are not extra).
+# MALLOC_MMAP_THRESHOLD_ fixes glibc's mmap threshold at 64 KiB: without it the threshold grows after the warm-up
+# frees (up to 32 MiB) and a temporary of that size would reuse resident heap pages and go unseen.
+# Resolution: a page (4 KiB); allocations under 64 KiB may reuse free heap pages and are not counted.
 _MEMORY_CHILD = r"""
-import json, sys, tracemalloc
+import sys
+sys.path.insert(0, sys.argv[1])
+import json, tracemalloc
 import numpy as np
 import numba_xent
 
@@ -496,7 +506,7 @@ def status(key):
                 return int(line.split()[1]) * 1024
     raise RuntimeError(key)
 
-n_rows, n_classes, reduction = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+n_rows, n_classes, reduction = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 rng = np.random.default_rng(0)
 logits = rng.standard_normal((n_rows, n_classes), dtype=np.float32)
 labels = rng.integers(0, n_classes, n_rows)
@@ -515,12 +525,15 @@ print(json.dumps({"rss_extra": status("VmHWM") - before, "traced": traced}))
 
 def measure_forward_memory(n_rows: int, n_classes: int, reduction: str = "mean") -> dict[str, int]:
     """Peak extra memory of one warm forward call, measured in a fresh process (see ``_MEMORY_CHILD``)."""
-    out = subprocess.run(
-        [sys.executable, "-c", _MEMORY_CHILD, str(n_rows), str(n_classes), reduction],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
+    with tempfile.TemporaryDirectory(prefix="numba_xent_mem_") as cwd:
+        out = subprocess.run(
+            [sys.executable, "-c", _MEMORY_CHILD, _package_root(), str(n_rows), str(n_classes), reduction],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536"),
+        )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -547,7 +560,8 @@ def run_memory(shapes, log) -> str:
 
 
 _STARTUP_CHILD = r"""
-import time
+import sys, time
+sys.path.insert(0, sys.argv[1])
 start = time.perf_counter()
 import numpy as np
 import numba_xent
@@ -564,7 +578,14 @@ def measure_startup(cache_dir: str) -> tuple[float, float, float]:
     """(import s, import + first sparse_cross_entropy call s, whole process wall s) in a fresh interpreter."""
     env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", _STARTUP_CHILD], check=True, capture_output=True, text=True, env=env)
+    out = subprocess.run(
+        [sys.executable, "-c", _STARTUP_CHILD, _package_root()],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cache_dir,
+    )
     wall = time.perf_counter() - start
     import_s, first_call_s = (float(v) for v in out.stdout.split())
     return import_s, first_call_s, wall

@@ -16,6 +16,7 @@ negative-index wraparound on an index LLVM cannot prove non-negative turns every
 blocked ``row_max_sum_exp`` of v1 three times slower per element than one whole-row block).
 """
 
+import llvmlite.binding as ll
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -38,6 +39,36 @@ def _float_from_bits(typingctx, bits):
         return builder.bitcast(args[0], llvm_type)
 
     return result_type(bits), codegen
+
+
+def _host_has_avx512():
+    try:
+        return bool(ll.get_host_cpu_features().get("avx512f", False))
+    except RuntimeError:
+        return False
+
+
+_PREFER_512 = _host_has_avx512()
+
+
+@intrinsic
+def prefer_wide_vectors(typingctx):
+    """Ask LLVM to vectorise the calling function's loops with 512-bit registers (a no-op without AVX-512).
+
+    LLVM picks 256-bit vectors on Intel AVX-512 CPUs by default ("prefer-256-bit" tuning); the per-function
+    attribute ``"prefer-vector-width"="512"`` (what clang's ``-mprefer-vector-width=512`` sets) overrides it for this
+    function only. Measured here: exp+sum 0.21 -> 0.15 ns/element (float32), 0.60 -> 0.39 (float64).
+    llvmlite only validates a fixed list of attribute names, so the string attribute is added to the underlying set;
+    if llvmlite ever changes that representation this silently falls back to 256-bit code.
+    """
+
+    def codegen(context, builder, signature, args):
+        attributes = builder.function.attributes
+        if _PREFER_512 and isinstance(attributes, set):
+            set.add(attributes, '"prefer-vector-width"="512"')
+        return context.get_dummy_value()
+
+    return types.none(), codegen
 
 
 # Per dtype: (LLVM float, LLVM int, mantissa bits, magic, log2(e), ln2 hi, ln2 lo, underflow bound, coefficients
@@ -172,6 +203,7 @@ def block_max(row_bits, start, stop):
     A positive NaN wins (the row's result is NaN); a negative NaN loses here but still poisons the sum of
     exponentials. Returns the float.
     """
+    prefer_wide_vectors()
     block = row_bits[start:stop]
     best = _order_key(block[0])
     for j in range(1, block.shape[0]):
@@ -186,6 +218,7 @@ def block_sum_exp(row, start, stop, shift):
 
     Callers keep blocks short (a few thousand elements) and add the block sums in float64.
     """
+    prefer_wide_vectors()
     block = row[start:stop]
     total = _zero_like(row)  # not row[start] - row[start]: that is NaN when the row starts with -inf
     for j in range(block.shape[0]):
@@ -205,6 +238,7 @@ def row_max_sum_exp(row, row_bits):
     The row is walked in L1-sized blocks: each block's max, then its exponentials while it is still in cache;
     the running sum is rescaled when the running max grows. The sum is float64; the max has the row's dtype.
     """
+    prefer_wide_vectors()
     n = row.shape[0]
     row_max = block_max(row_bits, 0, min(n, ONLINE_BLOCK))
     total = np.float64(block_sum_exp(row, 0, min(n, ONLINE_BLOCK), row_max))
@@ -216,3 +250,123 @@ def row_max_sum_exp(row, row_bits):
             row_max = new_max
         total += np.float64(block_sum_exp(row, start, stop, row_max))
     return row_max, total
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Short rows (few classes): SIMD across rows instead of along them.
+
+# Rows per transposed tile. Each SIMD lane is one row; 64 lanes = four 512-bit float32 vectors. The lane loops
+# take their length from the scratch arrays' shape (not this constant): with a constant trip count LLVM unrolls them
+# fully before the loop vectoriser runs, and Numba runs no SLP vectoriser, so they would stay scalar.
+TILE_ROWS = 64
+# Use rows_max_sum_exp / rows_softmax_scaled when n_classes * itemsize <= this (C <= 128 float32, C <= 64 float64):
+# measured crossover with row_max_sum_exp; beyond it the (C, 64) tile outgrows L1 and the per-lane float32 sums get
+# long. Call them on chunks of >= 256 rows: each call allocates its scratch (~0.2 us per call).
+ROWS_HELPER_MAX_BYTES = 512
+
+
+def _int_dtype(array):
+    raise NotImplementedError
+
+
+@overload(_int_dtype, inline="always", jit_options=EXACT)
+def _int_dtype_overload(array):
+    bits_type = {types.float32: np.int32, types.float64: np.int64}[array.dtype]
+    return lambda array: bits_type
+
+
+@njit(inline="always", **EXACT)
+def _load_tile(block, r0, tile):
+    """tile[c, r] = block[r0 + r, c]; lanes past the block's last row are set to zero. Returns the row count."""
+    n_rows, n_classes = block.shape
+    lanes = tile.shape[1]
+    rows = min(lanes, n_rows - r0)
+    if rows == lanes:
+        # Full tile: strided column reads vectorise as gathers, 0.25 vs 0.37 ns/element for the scalar transpose.
+        base = block[r0 : r0 + lanes].reshape(-1)
+        for c in range(n_classes):
+            dst = tile[c]
+            column = base[c:]
+            for r in range(lanes):
+                dst[r] = column[r * n_classes]
+        return rows
+    for r in range(rows):
+        src = block[r0 + r]
+        for c in range(n_classes):
+            tile[c, r] = src[c]
+    for c in range(n_classes):
+        dst = tile[c]
+        for r in range(rows, lanes):
+            dst[r] = 0.0
+    return rows
+
+
+@njit(**EXACT)
+def rows_max_sum_exp(block, out_max, out_sum):
+    """Softmax statistics of every row of a short-row block, vectorised across rows.
+
+    block: (R, C) C-contiguous float32/float64 (any R >= 0, C >= 1). Writes out_max[r] = max(block[r]) (row dtype,
+    NaN if the row has a positive NaN) and out_sum[r] = sum_c exp(block[r, c] - out_max[r]) (float64 array; the
+    terms are added in class order in the row dtype, then converted). Rows go TILE_ROWS at a time through a
+    transposed scratch tile, so each SIMD lane is one row. Same NaN/inf semantics as row_max_sum_exp.
+    """
+    prefer_wide_vectors()
+    n_rows, n_classes = block.shape
+    tile = np.empty((n_classes, TILE_ROWS), block.dtype)
+    tile_bits = tile.view(_int_dtype(block))
+    best = np.empty(TILE_ROWS, _int_dtype(block))
+    lane_max = np.empty(TILE_ROWS, block.dtype)
+    lane_sum = np.empty(TILE_ROWS, block.dtype)
+    lanes = best.shape[0]
+    for r0 in range(0, n_rows, lanes):
+        rows = _load_tile(block, r0, tile)
+        keys = tile_bits[0]
+        for r in range(lanes):
+            best[r] = _order_key(keys[r])
+        for c in range(1, n_classes):
+            keys = tile_bits[c]
+            for r in range(lanes):
+                key = _order_key(keys[r])
+                best[r] = key if key > best[r] else best[r]
+        for r in range(lanes):
+            lane_max[r] = _float_from_bits(_order_key(best[r]))
+            lane_sum[r] = 0.0
+        for c in range(n_classes):
+            values = tile[c]
+            for r in range(lanes):
+                lane_sum[r] += exp_nonpositive(values[r] - lane_max[r])
+        for r in range(rows):
+            out_max[r0 + r] = lane_max[r]
+            out_sum[r0 + r] = np.float64(lane_sum[r])
+
+
+@njit(**EXACT)
+def rows_softmax_scaled(block, row_max, log_sum, coef, out):
+    """out[r, c] = coef[r] * exp((block[r, c] - row_max[r]) - log_sum[r]), vectorised across rows.
+
+    block, out: (R, C) C-contiguous of one float dtype (out may be block itself: each tile is copied first).
+    row_max, log_sum, coef: length-R arrays of the row dtype (row_max as from rows_max_sum_exp, log_sum =
+    log(out_sum) rounded to the row dtype). The arithmetic is exactly the per-row
+    ``coef * exp_nonpositive((x - row_max) - log_sum)`` in the row dtype, so results match the long-row path.
+    """
+    prefer_wide_vectors()
+    n_rows, n_classes = block.shape
+    tile = np.empty((n_classes, TILE_ROWS), block.dtype)
+    lane_max = np.zeros(TILE_ROWS, block.dtype)
+    lane_shift = np.zeros(TILE_ROWS, block.dtype)
+    lane_coef = np.zeros(TILE_ROWS, block.dtype)
+    lanes = lane_max.shape[0]
+    for r0 in range(0, n_rows, lanes):
+        rows = _load_tile(block, r0, tile)
+        for r in range(rows):
+            lane_max[r] = row_max[r0 + r]
+            lane_shift[r] = log_sum[r0 + r]
+            lane_coef[r] = coef[r0 + r]
+        for c in range(n_classes):
+            values = tile[c]
+            for r in range(lanes):
+                values[r] = lane_coef[r] * exp_nonpositive((values[r] - lane_max[r]) - lane_shift[r])
+        for r in range(rows):
+            dst = out[r0 + r]
+            for c in range(n_classes):
+                dst[c] = tile[c, r]

@@ -245,5 +245,13 @@ def test_bce_layouts_readonly_and_out(rng):
     out = np.full((4, 5), SENTINEL)
     assert nx.binary_cross_entropy_with_logits_grad(logits, targets, out=out, **kwargs) is out
     check_grad_fd(out, bce_fd(logits, targets, kwargs), np.float64)
-    for arr, orig in zip((logits, targets, pos_weight), before):
+    for arr, orig in zip((logits, targets, pos_weight), before, strict=True):
         np.testing.assert_array_equal(arr, orig)
+
+
+def test_dense_float64_accuracy_with_a_large_common_offset(rng):
+    # Softmax is shift invariant; the float64 answer must stay within 1e-12 of the reference.
+    logits = make_logits(rng, (16, 10)) + 1e6
+    targets = make_probs(rng, (16, 10))
+    expected = ref.cross_entropy(logits, targets, reduction="none")
+    assert_close(nx.cross_entropy(logits, targets, reduction="none"), expected, rtol=1e-12)

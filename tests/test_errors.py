@@ -264,8 +264,8 @@ def test_dense_errors():
         kwargs = dict(kwargs)
         t = kwargs.pop("targets", targets)
         for call in (
-            lambda: nx.cross_entropy(logits, t, **kwargs),
-            lambda: nx.cross_entropy_grad(logits, t, out=out, **kwargs),
+            lambda t=t, kwargs=kwargs: nx.cross_entropy(logits, t, **kwargs),
+            lambda t=t, kwargs=kwargs: nx.cross_entropy_grad(logits, t, out=out, **kwargs),
         ):
             with pytest.raises(ValueError) as info:
                 call()
@@ -288,8 +288,8 @@ def test_binary_errors():
         kwargs = dict(kwargs)
         t = kwargs.pop("targets", targets)
         for call in (
-            lambda: nx.binary_cross_entropy_with_logits(logits, t, **kwargs),
-            lambda: nx.binary_cross_entropy_with_logits_grad(logits, t, out=out, **kwargs),
+            lambda t=t, kwargs=kwargs: nx.binary_cross_entropy_with_logits(logits, t, **kwargs),
+            lambda t=t, kwargs=kwargs: nx.binary_cross_entropy_with_logits_grad(logits, t, out=out, **kwargs),
         ):
             with pytest.raises(ValueError) as info:
                 call()
@@ -305,3 +305,14 @@ def test_options_are_keyword_only():
         nx.sparse_cross_entropy(logits, labels, -1)
     with pytest.raises(TypeError):
         nx.cross_entropy(logits, np.full((4, C), 0.2), -1)
+
+
+def test_negative_z_loss():
+    assert_sparse_raises(_logits(), np.zeros(4, np.int64), ValueError, ["z_loss", r"-0\.5"], z_loss=-0.5)
+
+
+def test_z_loss_with_probabilities():
+    probs = np.full((4, C), 0.2)
+    assert_sparse_raises(
+        probs, np.zeros(4, np.int64), ValueError, ["z_loss", "from_logits"], z_loss=0.1, from_logits=False
+    )

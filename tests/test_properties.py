@@ -10,7 +10,8 @@ from hypothesis.extra import numpy as hnp
 
 import numba_xent as nx
 
-SETTINGS = settings(max_examples=40, deadline=None)
+# Deterministic (derandomize) and without an on-disk example database, so runs are reproducible and clean.
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True, database=None)
 REDUCTIONS = st.sampled_from(["mean", "sum", "none"])
 FINITE = st.floats(-30.0, 30.0, allow_nan=False, allow_infinity=False, width=64)
 
@@ -39,13 +40,21 @@ def test_shift_invariance(problem, shift_scale, reduction, smoothing, per_row):
     base = nx.sparse_cross_entropy(logits, labels, **kwargs)
     shifted = nx.sparse_cross_entropy(logits + shift, labels, **kwargs)
     _close(shifted, base, rtol=1e-9, atol=1e-10)
-    _close(nx.sparse_cross_entropy_grad(logits + shift, labels, **kwargs),
-           nx.sparse_cross_entropy_grad(logits, labels, **kwargs), rtol=1e-7, atol=1e-10)
+    _close(
+        nx.sparse_cross_entropy_grad(logits + shift, labels, **kwargs),
+        nx.sparse_cross_entropy_grad(logits, labels, **kwargs),
+        rtol=1e-7,
+        atol=1e-10,
+    )
     _close(nx.log_softmax(logits + shift), nx.log_softmax(logits), rtol=1e-9, atol=1e-9)
     _close(nx.softmax(logits + shift), nx.softmax(logits), rtol=1e-9, atol=1e-12)
     targets = nx.softmax(logits[::-1])
-    _close(nx.cross_entropy(logits + shift, targets, reduction=reduction),
-           nx.cross_entropy(logits, targets, reduction=reduction), rtol=1e-9, atol=1e-10)
+    _close(
+        nx.cross_entropy(logits + shift, targets, reduction=reduction),
+        nx.cross_entropy(logits, targets, reduction=reduction),
+        rtol=1e-9,
+        atol=1e-10,
+    )
 
 
 @SETTINGS
@@ -73,18 +82,29 @@ def test_unit_weights_equal_no_weights(problem, reduction, smoothing, z_loss):
     ones_s = np.ones(labels.shape)
     expected = nx.sparse_cross_entropy(logits, labels, **kwargs)
     expected_grad = nx.sparse_cross_entropy_grad(logits, labels, **kwargs)
-    for weights in ({"class_weight": ones_c}, {"sample_weight": ones_s}, {"class_weight": ones_c,
-                                                                           "sample_weight": ones_s}):
+    for weights in (
+        {"class_weight": ones_c},
+        {"sample_weight": ones_s},
+        {"class_weight": ones_c, "sample_weight": ones_s},
+    ):
         _close(nx.sparse_cross_entropy(logits, labels, **weights, **kwargs), expected, rtol=1e-13, atol=1e-14)
-        _close(nx.sparse_cross_entropy_grad(logits, labels, **weights, **kwargs), expected_grad, rtol=1e-13,
-               atol=1e-15)
+        _close(nx.sparse_cross_entropy_grad(logits, labels, **weights, **kwargs), expected_grad, rtol=1e-13, atol=1e-15)
     targets = nx.softmax(logits[::-1])
-    _close(nx.cross_entropy(logits, targets, class_weight=ones_c, sample_weight=ones_s, reduction=reduction),
-           nx.cross_entropy(logits, targets, reduction=reduction), rtol=1e-13, atol=1e-14)
+    _close(
+        nx.cross_entropy(logits, targets, class_weight=ones_c, sample_weight=ones_s, reduction=reduction),
+        nx.cross_entropy(logits, targets, reduction=reduction),
+        rtol=1e-13,
+        atol=1e-14,
+    )
     bce_targets = nx.softmax(logits)
-    _close(nx.binary_cross_entropy_with_logits(logits, bce_targets, pos_weight=ones_c, weight=np.ones(logits.shape),
-                                               reduction=reduction),
-           nx.binary_cross_entropy_with_logits(logits, bce_targets, reduction=reduction), rtol=1e-13, atol=1e-14)
+    _close(
+        nx.binary_cross_entropy_with_logits(
+            logits, bce_targets, pos_weight=ones_c, weight=np.ones(logits.shape), reduction=reduction
+        ),
+        nx.binary_cross_entropy_with_logits(logits, bce_targets, reduction=reduction),
+        rtol=1e-13,
+        atol=1e-14,
+    )
 
 
 @SETTINGS

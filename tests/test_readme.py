@@ -29,6 +29,7 @@ def test_readme_python_blocks_run():
             test = doctest.DocTestParser().get_doctest(source, namespace, name, str(README), 0)
             runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
             runner.run(test, clear_globs=False)
+            namespace.update(test.globs)  # DocTest works on a copy; later blocks use these names
             assert runner.failures == 0, f"{name} failed (see the captured output above)"
         else:
             exec(compile(source, name, "exec"), namespace)  # noqa: S102 - that is the point of this test

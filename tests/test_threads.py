@@ -43,7 +43,7 @@ def _workload(rng):
 
 def assert_bitwise_equal(results, expected):
     assert len(results) == len(expected)
-    for i, (a, b) in enumerate(zip(results, expected)):
+    for i, (a, b) in enumerate(zip(results, expected, strict=True)):
         a = np.asarray(a)
         b = np.asarray(b)
         assert a.dtype == b.dtype and a.shape == b.shape, i
@@ -104,7 +104,9 @@ def _deterministic_outputs(logits, labels, targets):
 
 
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs a Numba pool of at least 2 threads")
-@pytest.mark.parametrize(("shape", "dtype"), [((10_000, 37), np.float32), ((10_000, 37), np.float64), ((64, 40_000), np.float32)])
+@pytest.mark.parametrize(
+    ("shape", "dtype"), [((10_000, 37), np.float32), ((10_000, 37), np.float64), ((64, 40_000), np.float32)]
+)
 def test_bitwise_identical_across_thread_counts(rng, restore_num_threads, shape, dtype):
     logits = make_logits(rng, shape, dtype)
     labels = make_labels(rng, shape[:1], shape[1], ignore_frac=0.1)

@@ -28,8 +28,20 @@ def _backward(loss, x, reduction, grad_output):
     return loss.detach().numpy(), x.grad.numpy()
 
 
-def torch_sparse(logits, labels, *, grad_output=1.0, axis=-1, class_weight=None, sample_weight=None,
-                 ignore_index=-100, reduction="mean", label_smoothing=0.0, z_loss=0.0, from_logits=True):
+def torch_sparse(
+    logits,
+    labels,
+    *,
+    grad_output=1.0,
+    axis=-1,
+    class_weight=None,
+    sample_weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+    z_loss=0.0,
+    from_logits=True,
+):
     x = _t(logits).requires_grad_(True)
     xc = torch.movedim(x, axis, 1)  # torch wants classes on dim 1
     n_classes = xc.shape[1]
@@ -40,20 +52,23 @@ def torch_sparse(logits, labels, *, grad_output=1.0, axis=-1, class_weight=None,
     w_y = (torch.ones(target.shape, dtype=torch.float64) if weight is None else weight[safe]) * valid
 
     if from_logits and sample_weight is None and not z_loss:
-        loss = F.cross_entropy(xc, target, weight=weight, ignore_index=ignore_index, reduction=reduction,
-                               label_smoothing=label_smoothing)
+        loss = F.cross_entropy(
+            xc, target, weight=weight, ignore_index=ignore_index, reduction=reduction, label_smoothing=label_smoothing
+        )
         return _backward(loss, x, reduction, grad_output)
 
     if from_logits:
-        per_row = F.cross_entropy(xc, target, weight=weight, ignore_index=ignore_index, reduction="none",
-                                  label_smoothing=label_smoothing)
+        per_row = F.cross_entropy(
+            xc, target, weight=weight, ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing
+        )
         if z_loss:
             per_row = per_row + z_loss * w_y * torch.logsumexp(xc, dim=1) ** 2
     else:  # Keras probabilities: renormalise, clip, log
         p = torch.clamp(xc / xc.sum(dim=1, keepdim=True), 1e-7, 1 - 1e-7)
         log_p = torch.log(p)
-        per_row = (1 - label_smoothing) * F.nll_loss(log_p, target, weight=weight, ignore_index=ignore_index,
-                                                     reduction="none")
+        per_row = (1 - label_smoothing) * F.nll_loss(
+            log_p, target, weight=weight, ignore_index=ignore_index, reduction="none"
+        )
         if label_smoothing:
             w = torch.ones(n_classes, dtype=torch.float64) if weight is None else weight
             shape = [1, n_classes] + [1] * (xc.ndim - 2)
@@ -93,13 +108,15 @@ def test_sparse_against_torch(rng, case, shape_name, dtype):
     compare(grad, expected_grad, dtype, "grad")
     loss, grad = nx.sparse_cross_entropy_with_grad(logits, labels, **kwargs)
     compare(loss, expected_loss, dtype, "with_grad loss")
-    _, expected_grad_1 = torch_sparse(logits, labels, grad_output=np.ones(labels.shape) if reduction == "none"
-                                      else 1.0, **kwargs)
+    _, expected_grad_1 = torch_sparse(
+        logits, labels, grad_output=np.ones(labels.shape) if reduction == "none" else 1.0, **kwargs
+    )
     compare(grad, expected_grad_1, dtype, "with_grad grad")
 
 
-@pytest.mark.parametrize("label_dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32,
-                                         np.uint64])
+@pytest.mark.parametrize(
+    "label_dtype", [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
+)
 def test_label_dtypes_against_torch(rng, label_dtype):
     logits = make_logits(rng, (3, 9, 6), np.float32)
     labels = rng.integers(0, 6, (3, 6)).astype(label_dtype)
@@ -135,9 +152,13 @@ def test_dense_against_torch(rng, dtype, reduction, options):
     if options == "smoothed-axis1":
         kwargs.update(axis=1, label_smoothing=0.2, class_weight=rng.uniform(0.2, 2, n_classes))
     x = _t(logits).requires_grad_(True)
-    loss = F.cross_entropy(torch.movedim(x, axis, 1), torch.movedim(_t(targets), axis, 1), reduction=reduction,
-                           weight=None if "class_weight" not in kwargs else _t(kwargs["class_weight"]),
-                           label_smoothing=kwargs.get("label_smoothing", 0.0))
+    loss = F.cross_entropy(
+        torch.movedim(x, axis, 1),
+        torch.movedim(_t(targets), axis, 1),
+        reduction=reduction,
+        weight=None if "class_weight" not in kwargs else _t(kwargs["class_weight"]),
+        label_smoothing=kwargs.get("label_smoothing", 0.0),
+    )
     grad_output = rng.uniform(-2, 2, loss.shape) if reduction == "none" else 0.5
     expected_loss, expected_grad = _backward(loss, x, reduction, grad_output)
     compare(nx.cross_entropy(logits, targets, reduction=reduction, **kwargs), expected_loss, dtype, "loss")
@@ -158,14 +179,20 @@ def test_binary_against_torch(rng, dtype, reduction, options):
     if options in ("weight", "both"):
         kwargs["weight"] = rng.uniform(0, 2, (3, 4, 5))
     x = _t(logits).requires_grad_(True)
-    loss = F.binary_cross_entropy_with_logits(x, _t(targets), reduction=reduction,
-                                              **{k: _t(v) for k, v in kwargs.items()})
+    loss = F.binary_cross_entropy_with_logits(
+        x, _t(targets), reduction=reduction, **{k: _t(v) for k, v in kwargs.items()}
+    )
     grad_output = rng.uniform(-2, 2, loss.shape) if reduction == "none" else 3.0
     expected_loss, expected_grad = _backward(loss, x, reduction, grad_output)
-    compare(nx.binary_cross_entropy_with_logits(logits, targets, reduction=reduction, **kwargs), expected_loss,
-            dtype, "loss")
-    grad = nx.binary_cross_entropy_with_logits_grad(logits, targets, reduction=reduction, grad_output=grad_output,
-                                                    **kwargs)
+    compare(
+        nx.binary_cross_entropy_with_logits(logits, targets, reduction=reduction, **kwargs),
+        expected_loss,
+        dtype,
+        "loss",
+    )
+    grad = nx.binary_cross_entropy_with_logits_grad(
+        logits, targets, reduction=reduction, grad_output=grad_output, **kwargs
+    )
     assert grad.dtype == dtype
     compare(grad, expected_grad, dtype, "grad")
 
@@ -191,5 +218,9 @@ def test_extreme_logits_like_torch():
     torch_loss, torch_grad = loss.detach().numpy(), x.grad.numpy()
     assert np.all(np.isfinite(torch_loss)) and np.all(np.isfinite(torch_grad))
     assert_close(nx.sparse_cross_entropy(logits, labels, reduction="none"), torch_loss, rtol=1e-6)
-    assert_close(nx.sparse_cross_entropy_grad(logits, labels, reduction="none", grad_output=np.ones(3)), torch_grad,
-                 rtol=1e-6, atol=1e-30)
+    assert_close(
+        nx.sparse_cross_entropy_grad(logits, labels, reduction="none", grad_output=np.ones(3)),
+        torch_grad,
+        rtol=1e-6,
+        atol=1e-30,
+    )
