@@ -12,9 +12,20 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import overload
 
-from ._vecmath import EXACT, REASSOC, exp_nonpositive, row_max_sum_exp
+from ._vecmath import (
+    EXACT,
+    REASSOC,
+    ROWS_HELPER_MAX_BYTES,
+    exp_nonpositive,
+    log_positive,
+    prefer_wide_vectors,
+    row_max_sum_exp,
+    rows_max_sum_exp,
+    rows_softmax_scaled,
+)
 
 ROWS_PER_BLOCK = 64
+SHORT_ROWS_PER_BLOCK = 256
 PARALLEL = dict(EXACT, parallel=True)
 # Keras clips probabilities to [PROB_EPS, 1 - PROB_EPS] when from_logits=False.
 PROB_EPS = 1e-7
@@ -122,45 +133,50 @@ def grad_scale_of(row, grad_scale, grad_scale_rows):
 
 
 @njit(**EXACT)
-def _sparse_logits_row(
-    x, grad, label, class_weight, label_weight, sample_scale, smoothing, z_loss, want_grad, grad_coef
-):
-    """Loss of one row from logits (times sample_scale); writes the row's gradient times grad_coef if asked.
+def _sparse_row_loss(x, label, class_weight, label_weight, smoothing, z_loss, row_max, log_sum):
+    """Loss of one row from its softmax statistics, and the coefficient of softmax(x) in its gradient.
 
-    loss = (1-eps) w_y (lse - x_y) + (eps/C) sum_c w_c (lse - x_c) + z w_y lse^2.
+    loss = (1-eps) w_y (lse - x_y) + (eps/C) sum_c w_c (lse - x_c) + z w_y lse^2, so
     d/dx_c = p_c [(1-eps) w_y + (eps/C) W + 2 z w_y lse] - (1-eps) w_y [c == y] - (eps/C) w_c,  W = sum_c w_c.
     """
     n_classes = x.shape[0]
-    label_logit = np.float64(x[label])  # read before an in-place gradient overwrites it
-    row_max, log_sum, lse = row_stats(x)
-    loss = (1.0 - smoothing) * label_weight * (lse - label_logit) + z_loss * label_weight * lse * lse
-    smooth_per_class = smoothing / n_classes
-    total_class_weight = np.float64(n_classes)
+    lse = np.float64(row_max) + log_sum
+    loss = (1.0 - smoothing) * label_weight * (lse - np.float64(x[label])) + z_loss * label_weight * lse * lse
+    softmax_coef = (1.0 - smoothing) * label_weight + 2.0 * z_loss * label_weight * lse
     if smoothing != 0.0:
+        total_class_weight = np.float64(n_classes)
         if class_weight.shape[0] != 0:
             total_class_weight = 0.0
             for c in range(n_classes):
                 total_class_weight += class_weight[c]
-        loss += smooth_per_class * (total_class_weight * lse - weighted_row_sum(x, class_weight))
-    if want_grad:
-        softmax_coef = grad_coef * (
-            (1.0 - smoothing) * label_weight + smooth_per_class * total_class_weight + 2.0 * z_loss * label_weight * lse
-        )
-        coef = like(x, softmax_coef)
-        shift = like(x, log_sum)
-        for c in range(n_classes):
-            grad[c] = coef * exp_nonpositive((x[c] - row_max) - shift)
-        if smoothing != 0.0:
-            smooth_coef = grad_coef * smooth_per_class
-            if class_weight.shape[0] == 0:
-                uniform = like(grad, smooth_coef)
-                for c in range(n_classes):
-                    grad[c] -= uniform
-            else:
-                for c in range(n_classes):
-                    grad[c] -= like(grad, smooth_coef * class_weight[c])
-        grad[label] -= like(grad, grad_coef * (1.0 - smoothing) * label_weight)
-    return loss * sample_scale
+        loss += smoothing / n_classes * (total_class_weight * lse - weighted_row_sum(x, class_weight))
+        softmax_coef += smoothing / n_classes * total_class_weight
+    return loss, softmax_coef
+
+
+@njit(**EXACT)
+def _sparse_grad_fixups(grad, label, class_weight, label_weight, smoothing, grad_coef):
+    """Subtract the non-softmax terms of a row's gradient: the label's and label smoothing's."""
+    if smoothing != 0.0:
+        smooth_coef = grad_coef * smoothing / grad.shape[0]
+        if class_weight.shape[0] == 0:
+            uniform = like(grad, smooth_coef)
+            for c in range(grad.shape[0]):
+                grad[c] -= uniform
+        else:
+            for c in range(grad.shape[0]):
+                grad[c] -= like(grad, smooth_coef * class_weight[c])
+    grad[label] -= like(grad, grad_coef * (1.0 - smoothing) * label_weight)
+
+
+@njit(**EXACT)
+def softmax_scaled_row(x, row_max, log_sum, coef, out):
+    """out[c] = coef * exp((x[c] - max) - log_sum) in the row's dtype; ``out`` may be ``x``."""
+    prefer_wide_vectors()
+    coef = like(x, coef)
+    shift = like(x, log_sum)
+    for c in range(x.shape[0]):
+        out[c] = coef * exp_nonpositive((x[c] - row_max) - shift)
 
 
 @njit(**EXACT)
@@ -195,6 +211,29 @@ def _sparse_probs_row(q, grad, label, label_weight, sample_scale, smoothing, wan
     return loss * label_weight * sample_scale
 
 
+@njit(**EXACT)
+def is_short(logits):
+    """Whether rows are short enough to be processed across rows (``rows_max_sum_exp``) rather than along them."""
+    return logits.shape[1] * logits.itemsize <= ROWS_HELPER_MAX_BYTES
+
+
+@njit(**EXACT)
+def rows_per_block(logits):
+    # Short rows go through the across-rows helpers, which want a few hundred rows per call to pay for their setup.
+    return SHORT_ROWS_PER_BLOCK if is_short(logits) else ROWS_PER_BLOCK
+
+
+@njit(**EXACT)
+def short_rows_stats(block, row_max, log_sum):
+    """Per-row max and log(sum(exp(x - max))) of a block of short rows, with SIMD across rows."""
+    prefer_wide_vectors()
+    sums = np.empty(block.shape[0])
+    rows_max_sum_exp(block, row_max, sums)
+    for r in range(block.shape[0]):
+        total = sums[r]
+        log_sum[r] = log_positive(total) if total == total else total  # a NaN row stays NaN
+
+
 @njit(**PARALLEL)
 def sparse_rows(
     logits,
@@ -213,45 +252,69 @@ def sparse_rows(
 ):
     """Per-row losses into ``row_loss`` (float64, length rows) and, if ``want_grad``, the gradient into ``grad``.
 
-    ``grad`` may be ``logits`` itself (in place): each row is read completely before it is written. The gradient
-    of row i is scaled by ``grad_scale_rows[i]`` if that array is non-empty, else by ``grad_scale``. Returns the
-    sum of the row losses, added in fixed blocks.
+    ``grad`` may be ``logits`` itself (in place): a row's logits are all read before its gradient is written. The
+    gradient of row i is scaled by ``grad_scale_rows[i]`` if that array is non-empty, else by ``grad_scale``.
+    Long rows: statistics, loss and gradient row by row, so the gradient pass reads the row from L1/L2. Short rows
+    (``is_short``): statistics and softmax for a whole block with SIMD across rows. Returns the sum of the row
+    losses, added in fixed blocks.
     """
     n_rows = logits.shape[0]
-    block_sums = np.zeros(n_blocks(n_rows))
+    block_rows = rows_per_block(logits)
+    across_rows = from_logits and is_short(logits)
+    block_sums = np.zeros((n_rows + block_rows - 1) // block_rows)
     for block in prange(block_sums.shape[0]):
+        first = block * block_rows
+        last = min(n_rows, first + block_rows)
+        row_max = np.empty(last - first, logits.dtype)
+        log_sum = np.empty(last - first)
+        softmax_coef = np.zeros(last - first, logits.dtype)
+        if across_rows:
+            short_rows_stats(logits[first:last], row_max, log_sum)
         block_total = 0.0
-        for row in range(block * ROWS_PER_BLOCK, min(n_rows, (block + 1) * ROWS_PER_BLOCK)):
+        for row in range(first, last):
+            i = row - first
             label = labels[row]
             if label == ignore_index:
                 row_loss[row] = 0.0
-                if want_grad:
+                if want_grad and not across_rows:
                     grad[row, :] = 0
                 continue
             label_weight = 1.0 if class_weight.shape[0] == 0 else class_weight[label]
             sample_scale = 1.0 if sample_weight.shape[0] == 0 else sample_weight[row]
             grad_coef = sample_scale * grad_scale_of(row, grad_scale, grad_scale_rows)
-            if from_logits:
-                loss = _sparse_logits_row(
-                    logits[row],
-                    grad[row],
-                    label,
-                    class_weight,
-                    label_weight,
-                    sample_scale,
-                    smoothing,
-                    z_loss,
-                    want_grad,
-                    grad_coef,
-                )
-            else:
+            x = logits[row]
+            if not from_logits:
                 loss = _sparse_probs_row(
-                    logits[row], grad[row], label, label_weight, sample_scale, smoothing, want_grad,
+                    x, grad[row], label, label_weight, sample_scale, smoothing, want_grad,
                     grad_scale_of(row, grad_scale, grad_scale_rows),
                 )
+            else:
+                if not across_rows:
+                    row_max[i], row_sum = row_max_sum_exp(x, int_bits(x))
+                    log_sum[i] = math.log(row_sum)
+                loss, coef = _sparse_row_loss(
+                    x, label, class_weight, label_weight, smoothing, z_loss, row_max[i], log_sum[i]
+                )
+                loss *= sample_scale
+                if want_grad and not across_rows:
+                    softmax_scaled_row(x, row_max[i], log_sum[i], grad_coef * coef, grad[row])
+                    _sparse_grad_fixups(grad[row], label, class_weight, label_weight, smoothing, grad_coef)
+                softmax_coef[i] = like(logits, grad_coef * coef)
             row_loss[row] = loss
             block_total += loss
         block_sums[block] = block_total
+        if want_grad and across_rows:
+            log_sum_rounded = log_sum.astype(logits.dtype)
+            rows_softmax_scaled(logits[first:last], row_max, log_sum_rounded, softmax_coef, grad[first:last])
+            for row in range(first, last):
+                label = labels[row]
+                if label == ignore_index:
+                    grad[row, :] = 0
+                    continue
+                label_weight = 1.0 if class_weight.shape[0] == 0 else class_weight[label]
+                sample_scale = 1.0 if sample_weight.shape[0] == 0 else sample_weight[row]
+                grad_coef = sample_scale * grad_scale_of(row, grad_scale, grad_scale_rows)
+                _sparse_grad_fixups(grad[row], label, class_weight, label_weight, smoothing, grad_coef)
     return sum_in_order(block_sums)
 
 
@@ -274,13 +337,12 @@ def _dense_row(x, targets, grad, class_weight, smoothing, want_grad, grad_coef):
         target_logit += target * np.float64(x[c])
     row_max, log_sum, lse = row_stats(x)
     if want_grad:
-        coef = like(x, grad_coef * target_mass)
-        shift = like(x, log_sum)
+        softmax_scaled_row(x, row_max, log_sum, grad_coef * target_mass, grad)
         for c in range(n_classes):
             target = (1.0 - smoothing) * np.float64(targets[c]) + uniform
             if class_weight.shape[0] != 0:
                 target *= class_weight[c]
-            grad[c] = coef * exp_nonpositive((x[c] - row_max) - shift) - like(x, grad_coef * target)
+            grad[c] -= like(x, grad_coef * target)
     return target_mass * lse - target_logit
 
 
@@ -345,22 +407,57 @@ def bce_rows(logits, targets, pos_weight, weight, want_grad, grad_scale, grad_sc
 # softmax, log_softmax, logsumexp
 
 
+@njit(**EXACT)
+def block_stats(block, row_max, log_sum):
+    """Per-row max and log(sum(exp(x - max))) of a block of rows (for kernels that need no per-row pass after)."""
+    if is_short(block):
+        short_rows_stats(block, row_max, log_sum)
+    else:
+        for r in range(block.shape[0]):
+            row_max[r], row_sum = row_max_sum_exp(block[r], int_bits(block[r]))
+            log_sum[r] = math.log(row_sum)
+
+
 @njit(**PARALLEL)
 def softmax_rows(logits, out, log):
     """softmax (or log_softmax if ``log``) of each row into ``out``, which may be ``logits`` itself."""
-    for row in prange(logits.shape[0]):
-        x = logits[row]
-        row_max, log_sum, lse = row_stats(x)
-        shift = like(x, log_sum)
-        if log:
-            for c in range(x.shape[0]):
-                out[row, c] = (x[c] - row_max) - shift
-        else:
-            for c in range(x.shape[0]):
-                out[row, c] = exp_nonpositive((x[c] - row_max) - shift)
+    n_rows = logits.shape[0]
+    block_rows = rows_per_block(logits)
+    for block in prange((n_rows + block_rows - 1) // block_rows):
+        first = block * block_rows
+        last = min(n_rows, first + block_rows)
+        row_max = np.empty(last - first, logits.dtype)
+        log_sum = np.empty(last - first)
+        if is_short(logits):
+            short_rows_stats(logits[first:last], row_max, log_sum)
+            if not log:
+                ones = np.ones(last - first, logits.dtype)
+                rows_softmax_scaled(logits[first:last], row_max, log_sum.astype(logits.dtype), ones, out[first:last])
+                continue
+        for row in range(first, last):
+            x = logits[row]
+            i = row - first
+            if not is_short(logits):
+                row_max[i], row_sum = row_max_sum_exp(x, int_bits(x))
+                log_sum[i] = math.log(row_sum)
+            if log:
+                shift = like(x, log_sum[i])
+                for c in range(x.shape[0]):
+                    out[row, c] = (x[c] - row_max[i]) - shift
+            else:
+                softmax_scaled_row(x, row_max[i], log_sum[i], 1.0, out[row])
 
 
 @njit(**PARALLEL)
 def logsumexp_rows(logits, out):
-    for row in prange(logits.shape[0]):
-        out[row] = row_stats(logits[row])[2]
+    """log(sum(exp(row))) of each row into ``out`` (float64)."""
+    n_rows = logits.shape[0]
+    block_rows = rows_per_block(logits)
+    for block in prange((n_rows + block_rows - 1) // block_rows):
+        first = block * block_rows
+        last = min(n_rows, first + block_rows)
+        row_max = np.empty(last - first, logits.dtype)
+        log_sum = np.empty(last - first)
+        block_stats(logits[first:last], row_max, log_sum)
+        for i in range(last - first):
+            out[first + i] = np.float64(row_max[i]) + log_sum[i]

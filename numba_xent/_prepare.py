@@ -17,6 +17,7 @@ from . import _kernels
 
 REDUCTIONS = ("mean", "sum", "none")
 EMPTY = np.empty(0)
+INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 @dataclass
@@ -72,9 +73,9 @@ def labels_as_rows(labels, rows: Rows, ignore_index) -> np.ndarray:
             f"labels have shape {labels.shape} but logits of shape {rows.shape} with class axis {rows.axis} "
             f"need labels of shape {rows.batch_shape}"
         )
-    if labels.dtype == np.uint64 and labels.size and labels.max() > np.iinfo(np.intp).max:
+    if labels.dtype == np.uint64 and labels.size and labels.max() > INT64_MAX:
         # Casting would wrap these to negative numbers; they are out of range for any class count anyway.
-        _raise_bad_label(labels, int(np.argmax(labels.ravel() > np.iinfo(np.intp).max)), rows, ignore_index)
+        _raise_bad_label(labels, int(np.argmax(labels.ravel() > INT64_MAX)), rows, ignore_index)
     flat = np.ascontiguousarray(labels, dtype=np.intp).reshape(-1)
     bad = _kernels.first_bad_label(flat, rows.n_classes, ignore_index)
     if bad >= 0:
@@ -95,7 +96,7 @@ def check_ignore_index(ignore_index) -> int:
     if not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool):
         raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
     ignore_index = int(ignore_index)
-    if not np.iinfo(np.int64).min <= ignore_index <= np.iinfo(np.int64).max:
+    if not INT64_MIN <= ignore_index <= INT64_MAX:
         raise ValueError(f"ignore_index {ignore_index} does not fit in int64")
     return ignore_index
 

@@ -370,3 +370,36 @@ def rows_softmax_scaled(block, row_max, log_sum, coef, out):
             dst = out[r0 + r]
             for c in range(n_classes):
                 dst[c] = tile[c, r]
+
+
+@njit(inline="always", **EXACT)
+def log_positive(x):
+    """log(x) of a positive normal float64, as straight-line code that vectorises across a loop (math.log stays
+    a libm call per element). x = 2**e * m with m in [sqrt(1/2), sqrt(2)), log m = 2 atanh(u), u = (m-1)/(m+1),
+    |u| < 0.172: ten odd terms reach 1e-17. Measured error a few ulp. Not for 0, inf, NaN or subnormals.
+    """
+    bits = _f64_bits(x)
+    exponent = ((bits >> 52) & 0x7FF) - 1023
+    mantissa = _float_from_bits((bits & np.int64(0x000FFFFFFFFFFFFF)) | np.int64(0x3FF0000000000000))
+    big = mantissa > 1.4142135623730951
+    mantissa = mantissa * 0.5 if big else mantissa
+    exponent = exponent + 1 if big else exponent
+    u = (mantissa - 1.0) / (mantissa + 1.0)
+    u2 = u * u
+    series = 1.0 / 21.0
+    for k in range(19, 0, -2):
+        series = series * u2 + 1.0 / k
+    return np.float64(exponent) * 0.6931471805599453 + 2.0 * u * series
+
+
+
+@intrinsic
+def _f64_bits(typingctx, x):
+    """The bits of a float64 as int64 (an LLVM bitcast)."""
+    if x != types.float64:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.IntType(64))
+
+    return types.int64(x), codegen
