@@ -8,17 +8,13 @@
 # commit this exports that commit's numba_xent/ to a temporary directory, puts it first on the benchmarks'
 # sys.path through ASV_PYTHONPATH, runs the working tree's benchmarks/ (as asv does for every commit) and
 # records the results under the commit's hash with --set-commit-hash. Then `asv publish` and `asv preview`.
-# Machine name: $ASV_MACHINE, default the host name. Needs asv and the package's dependencies in `python`.
+# Needs asv and numba_xent's dependencies in `python` (e.g. the dev venv activated).
 set -euo pipefail
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 
-machine=${ASV_MACHINE:-$(python -c "import socket; print(socket.gethostname())")}
-if ! grep -qs "\"$machine\"" ~/.asv-machine.json; then
-    cpu=$(python -c "import platform; print(next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor()))")
-    ram=$(awk '/MemTotal/ {printf "%.0fGB", $2 / 1048576}' /proc/meminfo)
-    python -m asv machine --yes --machine "$machine" --os "$(uname -sr)" --arch "$(uname -m)" \
-        --cpu "$cpu" --num_cpu "$(python -c 'import os; print(os.cpu_count())')" --ram "$ram" >/dev/null
-fi
+# Results are filed under this host's name; asv describes the machine itself (--yes) the first time.
+machine=$(python -c "import socket; print(socket.gethostname())")
+grep -qs "\"$machine\"" ~/.asv-machine.json || python -m asv machine --yes >/dev/null
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -15,6 +15,8 @@ import tempfile
 
 import numba_xent
 
+# .ci/asv-check.sh sets NUMBA_XENT_ASV_QUICK=1: one cold and one warm process instead of three each.
+_REPEATS = 1 if os.environ.get("NUMBA_XENT_ASV_QUICK") == "1" else 3
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(numba_xent.__file__)))
 
 _FIRST_CALL = r"""
@@ -41,9 +43,10 @@ def _first_call_seconds(cache_dir):
 
 
 class FirstCall:
-    """Seconds from `import numpy` to the end of the first sparse_cross_entropy call (median of 3 processes).
+    """Seconds from `import numpy` to the end of the first sparse_cross_entropy call, in a fresh process.
 
     cold: an empty NUMBA_CACHE_DIR, so every kernel compiles; warm: a cache filled by an earlier process.
+    Median of 3 processes (1 with NUMBA_XENT_ASV_QUICK=1).
     """
 
     timeout = 600
@@ -53,7 +56,7 @@ class FirstCall:
         results = {"cold": [], "warm": []}
         with tempfile.TemporaryDirectory(prefix="numba_xent_warm_") as warm_dir:
             _first_call_seconds(warm_dir)
-            for _ in range(3):
+            for _ in range(_REPEATS):
                 with tempfile.TemporaryDirectory(prefix="numba_xent_cold_") as cold_dir:
                     results["cold"].append(_first_call_seconds(cold_dir))
                 results["warm"].append(_first_call_seconds(warm_dir))

@@ -76,15 +76,20 @@ def row_stats(row):
 
 
 @njit(**REASSOC)
-def weighted_row_sum(row, class_weight):
-    """sum_c w_c * row[c] in float64 (w = 1 when ``class_weight`` is empty)."""
+def weighted_gap_sum(row, row_max, class_weight):
+    """sum_c w_c (max - row[c]) in float64 (w = 1 when ``class_weight`` is empty).
+
+    Summing the gaps to the max, each >= 0, rather than ``W max - sum w x`` keeps the answer exact when the logits
+    share a large offset (1e6 in float64, 3e38 in float32), where the difference would cancel away.
+    """
+    top = np.float64(row_max)
     total = 0.0
     if class_weight.shape[0] == 0:
         for c in range(row.shape[0]):
-            total += np.float64(row[c])
+            total += top - np.float64(row[c])
     else:
         for c in range(row.shape[0]):
-            total += class_weight[c] * np.float64(row[c])
+            total += class_weight[c] * (top - np.float64(row[c]))
     return total
 
 
@@ -141,7 +146,9 @@ def _sparse_row_loss(x, label, class_weight, label_weight, smoothing, z_loss, ro
     """
     n_classes = x.shape[0]
     lse = np.float64(row_max) + log_sum
-    loss = (1.0 - smoothing) * label_weight * (lse - np.float64(x[label])) + z_loss * label_weight * lse * lse
+    # lse - x_y as (max - x_y) + log_sum: with a large common offset, max + log_sum would round log_sum away.
+    nll = (np.float64(row_max) - np.float64(x[label])) + log_sum
+    loss = (1.0 - smoothing) * label_weight * nll + z_loss * label_weight * lse * lse
     softmax_coef = (1.0 - smoothing) * label_weight + 2.0 * z_loss * label_weight * lse
     if smoothing != 0.0:
         total_class_weight = np.float64(n_classes)
@@ -149,7 +156,7 @@ def _sparse_row_loss(x, label, class_weight, label_weight, smoothing, z_loss, ro
             total_class_weight = 0.0
             for c in range(n_classes):
                 total_class_weight += class_weight[c]
-        loss += smoothing / n_classes * (total_class_weight * lse - weighted_row_sum(x, class_weight))
+        loss += smoothing / n_classes * (total_class_weight * log_sum + weighted_gap_sum(x, row_max, class_weight))
         softmax_coef += smoothing / n_classes * total_class_weight
     return loss, softmax_coef
 
@@ -179,36 +186,46 @@ def softmax_scaled_row(x, row_max, log_sum, coef, out):
         out[c] = coef * exp_nonpositive((x[c] - row_max) - shift)
 
 
+@njit(inline="always", **EXACT)
+def _prob_target(c, label, class_weight, label_weight, smoothing, n_classes):
+    """Weight of -log p_c in a row's loss: (1-eps) w_y [c == y] + (eps/C) w_c, as PyTorch's smoothing formula."""
+    target = 0.0
+    if smoothing != 0.0:
+        target = smoothing / n_classes * (1.0 if class_weight.shape[0] == 0 else class_weight[c])
+    if c == label:
+        target += (1.0 - smoothing) * label_weight
+    return target
+
+
 @njit(**EXACT)
-def _sparse_probs_row(q, grad, label, label_weight, sample_scale, smoothing, want_grad, grad_coef):
-    """Keras semantics for probability inputs: p = q / sum(q), clipped to [1e-7, 1 - 1e-7], loss -sum t log p
-    with t = (1-eps) onehot + eps/C. Gradient with respect to q (the clip passes no gradient outside its range).
+def _sparse_probs_row(q, grad, label, class_weight, label_weight, smoothing, want_grad, grad_coef):
+    """Probability inputs, Keras's way: p = q / sum(q), clipped to [1e-7, 1 - 1e-7]; then PyTorch's weighting and
+    smoothing, loss = sum_c t_c (-log p_c) with t from ``_prob_target``. The gradient is with respect to q; the clip
+    passes no gradient outside its range. Returns the loss before the sample weight.
     """
     n_classes = q.shape[0]
     total = 0.0
     for c in range(n_classes):
         total += np.float64(q[c])
-    label_target = 1.0 - smoothing + smoothing / n_classes
-    other_target = smoothing / n_classes
     loss = 0.0
     for c in range(n_classes):
-        target = label_target if c == label else other_target
+        target = _prob_target(c, label, class_weight, label_weight, smoothing, n_classes)
         if target != 0.0:
             loss -= target * math.log(min(max(np.float64(q[c]) / total, PROB_EPS), 1.0 - PROB_EPS))
     if want_grad:
         # dL/dq_j = (g_j - sum_c g_c p_c) / S with g_c = dL/dp_c = -t_c / p_c inside the clip range, else 0.
         weighted = 0.0
         for c in range(n_classes):
-            target = label_target if c == label else other_target
+            target = _prob_target(c, label, class_weight, label_weight, smoothing, n_classes)
             p = np.float64(q[c]) / total
             if target != 0.0 and PROB_EPS <= p <= 1.0 - PROB_EPS:
                 weighted -= target  # g_c * p_c = -t_c
         for c in range(n_classes):
-            target = label_target if c == label else other_target
+            target = _prob_target(c, label, class_weight, label_weight, smoothing, n_classes)
             p = np.float64(q[c]) / total
             g = -target / p if (target != 0.0 and PROB_EPS <= p <= 1.0 - PROB_EPS) else 0.0
-            grad[c] = like(grad, grad_coef * label_weight * sample_scale * (g - weighted) / total)
-    return loss * label_weight * sample_scale
+            grad[c] = like(grad, grad_coef * (g - weighted) / total)
+    return loss
 
 
 @njit(**EXACT)
@@ -284,9 +301,8 @@ def sparse_rows(
             grad_coef = sample_scale * grad_scale_of(row, grad_scale, grad_scale_rows)
             x = logits[row]
             if not from_logits:
-                loss = _sparse_probs_row(
-                    x, grad[row], label, label_weight, sample_scale, smoothing, want_grad,
-                    grad_scale_of(row, grad_scale, grad_scale_rows),
+                loss = sample_scale * _sparse_probs_row(
+                    x, grad[row], label, class_weight, label_weight, smoothing, want_grad, grad_coef
                 )
             else:
                 if not across_rows:
@@ -324,18 +340,23 @@ def sparse_rows(
 
 @njit(**EXACT)
 def _dense_row(x, targets, grad, class_weight, smoothing, want_grad, grad_coef):
-    """loss = sum_c w_c t_c (lse - x_c) with t = (1-eps) targets + eps/C; d/dx_c = p_c sum_k w_k t_k - w_c t_c."""
+    """loss = sum_c w_c t_c (lse - x_c) with t = (1-eps) targets + eps/C; d/dx_c = p_c sum_k w_k t_k - w_c t_c.
+
+    lse - x_c is taken as (max - x_c) + log_sum, exact under a large common offset (see ``weighted_gap_sum``).
+    """
     n_classes = x.shape[0]
     uniform = smoothing / n_classes
+    row_max, log_sum, lse = row_stats(x)
+    top = np.float64(row_max)
     target_mass = 0.0  # sum_c w_c t_c
-    target_logit = 0.0  # sum_c w_c t_c x_c
+    target_gap = 0.0  # sum_c w_c t_c (max - x_c)
     for c in range(n_classes):
         target = (1.0 - smoothing) * np.float64(targets[c]) + uniform
         if class_weight.shape[0] != 0:
             target *= class_weight[c]
         target_mass += target
-        target_logit += target * np.float64(x[c])
-    row_max, log_sum, lse = row_stats(x)
+        if target != 0.0:  # a zero target times an infinite gap (a -inf logit) adds nothing, not nan
+            target_gap += target * (top - np.float64(x[c]))
     if want_grad:
         softmax_scaled_row(x, row_max, log_sum, grad_coef * target_mass, grad)
         for c in range(n_classes):
@@ -343,12 +364,13 @@ def _dense_row(x, targets, grad, class_weight, smoothing, want_grad, grad_coef):
             if class_weight.shape[0] != 0:
                 target *= class_weight[c]
             grad[c] -= like(x, grad_coef * target)
-    return target_mass * lse - target_logit
+    return target_mass * log_sum + target_gap
 
 
 @njit(**PARALLEL)
-def dense_rows(logits, targets, class_weight, sample_weight, smoothing, want_grad, grad_scale, grad_scale_rows,
-               row_loss, grad):
+def dense_rows(
+    logits, targets, class_weight, sample_weight, smoothing, want_grad, grad_scale, grad_scale_rows, row_loss, grad
+):
     """Per-row losses of probability targets into ``row_loss``; the gradient into ``grad`` if ``want_grad``."""
     n_rows = logits.shape[0]
     block_sums = np.zeros(n_blocks(n_rows))
@@ -372,7 +394,8 @@ def dense_rows(logits, targets, class_weight, sample_weight, smoothing, want_gra
 
 @njit(**PARALLEL)
 def bce_rows(logits, targets, pos_weight, weight, want_grad, grad_scale, grad_scale_elements, element_loss, grad):
-    """loss = w [(1 - t) x + (1 + (pw - 1) t) softplus(-x)], as PyTorch; d/dx = w [(1 - t) - (1 + (pw - 1) t) sigmoid(-x)].
+    """loss = w [(1 - t) x + (1 + (pw - 1) t) softplus(-x)], as PyTorch;
+    d/dx = w [(1 - t) - (1 + (pw - 1) t) sigmoid(-x)].
 
     ``weight`` and ``grad_scale_elements`` are empty or of the logits' 2-D shape; ``element_loss`` is written
     when it has the logits' shape (reduction "none").

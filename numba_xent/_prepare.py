@@ -87,8 +87,7 @@ def _raise_bad_label(labels, flat_index, rows, ignore_index):
     position = tuple(int(i) for i in np.unravel_index(flat_index, labels.shape))
     value = labels.reshape(-1)[flat_index]
     raise ValueError(
-        f"label {value} at index {position} is outside [0, {rows.n_classes}) "
-        f"and is not ignore_index ({ignore_index})"
+        f"label {value} at index {position} is outside [0, {rows.n_classes}) and is not ignore_index ({ignore_index})"
     )
 
 
@@ -196,10 +195,12 @@ def reduce_losses(row_loss: np.ndarray, total: float, denominator: float, reduct
     """The loss the caller asked for: per-row in the labels' shape, or a NumPy scalar of the compute dtype."""
     compute = np.float32 if dtype in (np.float16, np.float32) else np.float64
     if reduction == "none":
-        return row_loss.astype(compute).reshape(batch_shape)
-    if reduction == "sum":
-        return compute(total)
-    return compute(total / denominator if denominator != 0.0 else 0.0)
+        with np.errstate(over="ignore"):  # a float32 loss beyond 3.4e38 is inf, as in PyTorch
+            return row_loss.astype(compute).reshape(batch_shape)
+    with np.errstate(over="ignore"):
+        if reduction == "sum":
+            return compute(total)
+        return compute(total / denominator if denominator != 0.0 else 0.0)
 
 
 # Numba's workqueue threading layer aborts the process when two threads launch parallel kernels at once. It is

@@ -18,8 +18,17 @@ def _log_softmax(x, axis=-1):
     return shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
 
 
-def reference_sparse(logits, labels, axis=-1, class_weight=None, sample_weight=None, ignore_index=-100,
-                     reduction="mean", label_smoothing=0.0, z_loss=0.0):
+def reference_sparse(
+    logits,
+    labels,
+    axis=-1,
+    class_weight=None,
+    sample_weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+    z_loss=0.0,
+):
     x = np.moveaxis(np.asarray(logits, np.float64), axis, -1)
     n_classes = x.shape[-1]
     log_p = _log_softmax(x)
@@ -31,7 +40,7 @@ def reference_sparse(logits, labels, axis=-1, class_weight=None, sample_weight=N
     smooth = -(log_p * w).sum(-1)
     lse = np.log(np.exp(x).sum(-1)) if z_loss else 0.0
     row_weight = w[safe] * s * keep
-    loss = ((1 - label_smoothing) * w[safe] * nll + label_smoothing / n_classes * smooth + z_loss * w[safe] * lse**2)
+    loss = (1 - label_smoothing) * w[safe] * nll + label_smoothing / n_classes * smooth + z_loss * w[safe] * lse**2
     loss = loss * s * keep
     if reduction == "none":
         return loss
@@ -61,34 +70,62 @@ def _cases(rng):
     labels[0, :2] = -100
     class_weight = rng.uniform(0.5, 2.0, 11)
     options = dict(class_weight=class_weight, label_smoothing=0.1, z_loss=1e-3)
-    yield "sparse N-D weighted smoothed z-loss", nx.sparse_cross_entropy(logits, labels, **options), \
-        reference_sparse(logits, labels, **options), 1e-12
-    yield "sparse float32 none", nx.sparse_cross_entropy(logits.astype(np.float32), labels, reduction="none"), \
-        reference_sparse(logits.astype(np.float32), labels, reduction="none"), 2e-5
+    yield (
+        "sparse N-D weighted smoothed z-loss",
+        nx.sparse_cross_entropy(logits, labels, **options),
+        reference_sparse(logits, labels, **options),
+        1e-12,
+    )
+    yield (
+        "sparse float32 none",
+        nx.sparse_cross_entropy(logits.astype(np.float32), labels, reduction="none"),
+        reference_sparse(logits.astype(np.float32), labels, reduction="none"),
+        2e-5,
+    )
     moved = np.moveaxis(logits, -1, 1)  # (batch, classes, seq), PyTorch's layout
-    yield "sparse axis=1", nx.sparse_cross_entropy(moved, labels, axis=1, reduction="sum"), \
-        reference_sparse(logits, labels, reduction="sum"), 1e-12
+    yield (
+        "sparse axis=1",
+        nx.sparse_cross_entropy(moved, labels, axis=1, reduction="sum"),
+        reference_sparse(logits, labels, reduction="sum"),
+        1e-12,
+    )
     small_x, small_y = logits[:2, :2], labels[:2, :2]
-    yield "sparse gradient vs finite differences", nx.sparse_cross_entropy_grad(small_x, small_y, **options), \
-        _finite_difference(lambda v: reference_sparse(v, small_y, **options), small_x.copy()), 1e-7
+    yield (
+        "sparse gradient vs finite differences",
+        nx.sparse_cross_entropy_grad(small_x, small_y, **options),
+        _finite_difference(lambda v: reference_sparse(v, small_y, **options), small_x.copy()),
+        1e-7,
+    )
     loss, grad = nx.sparse_cross_entropy_with_grad(logits, labels, **options)
     yield "fused loss equals forward", loss, nx.sparse_cross_entropy(logits, labels, **options), 0.0
     yield "fused gradient equals gradient", grad, nx.sparse_cross_entropy_grad(logits, labels, **options), 0.0
     targets = np.exp(_log_softmax(rng.standard_normal(logits.shape)))
     dense_reference = -(targets * _log_softmax(logits)).sum(-1).mean()
     yield "dense cross_entropy", nx.cross_entropy(logits, targets), dense_reference, 1e-12
-    yield "dense gradient vs finite differences", nx.cross_entropy_grad(small_x, targets[:2, :2]), \
-        _finite_difference(lambda v: -(targets[:2, :2] * _log_softmax(v)).sum(-1).mean(), small_x.copy()), 1e-7
+    yield (
+        "dense gradient vs finite differences",
+        nx.cross_entropy_grad(small_x, targets[:2, :2]),
+        _finite_difference(lambda v: -(targets[:2, :2] * _log_softmax(v)).sum(-1).mean(), small_x.copy()),
+        1e-7,
+    )
     binary = rng.uniform(0, 1, logits.shape)
 
     def bce_reference(v, t):
         return np.mean(t * np.logaddexp(0, -v) + (1 - t) * np.logaddexp(0, v))
 
-    yield "binary_cross_entropy_with_logits", nx.binary_cross_entropy_with_logits(logits, binary), \
-        bce_reference(logits, binary), 1e-12
+    yield (
+        "binary_cross_entropy_with_logits",
+        nx.binary_cross_entropy_with_logits(logits, binary),
+        bce_reference(logits, binary),
+        1e-12,
+    )
     small_binary = binary[:2, :2]
-    yield "binary gradient vs finite differences", nx.binary_cross_entropy_with_logits_grad(small_x, small_binary), \
-        _finite_difference(lambda v: bce_reference(v, small_binary), small_x.copy()), 1e-7
+    yield (
+        "binary gradient vs finite differences",
+        nx.binary_cross_entropy_with_logits_grad(small_x, small_binary),
+        _finite_difference(lambda v: bce_reference(v, small_binary), small_x.copy()),
+        1e-7,
+    )
     yield "log_softmax", nx.log_softmax(logits, axis=1), _log_softmax(logits, axis=1), 1e-12
     yield "softmax", nx.softmax(logits), np.exp(_log_softmax(logits)), 1e-12
     yield "logsumexp", nx.logsumexp(logits), np.log(np.exp(logits).sum(-1)), 1e-12

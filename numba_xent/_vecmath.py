@@ -392,7 +392,6 @@ def log_positive(x):
     return np.float64(exponent) * 0.6931471805599453 + 2.0 * u * series
 
 
-
 @intrinsic
 def _f64_bits(typingctx, x):
     """The bits of a float64 as int64 (an LLVM bitcast)."""

@@ -25,13 +25,14 @@ def _targets_like(targets, rows: _prepare.Rows, name: str = "targets") -> np.nda
     return np.ascontiguousarray(moved, dtype=rows.data.dtype).reshape(rows.data.shape)
 
 
-def _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_smoothing, grad_output,
-           want_grad, out):
+def _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_smoothing, grad_output, want_grad, out):
     rows = _prepare.as_rows(logits, axis)
     reduction = _prepare.check_reduction(reduction)
     label_smoothing = _prepare.check_fraction(label_smoothing, "label_smoothing")
     target_rows = _targets_like(targets, rows)
-    class_weight = _prepare.weights(class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes")
+    class_weight = _prepare.weights(
+        class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes"
+    )
     sample_weight = _prepare.weights(sample_weight, rows.batch_shape, "sample_weight", "the batch")
     scale, scale_rows = _prepare.grad_output_scale(grad_output, reduction, rows.batch_shape)
     n_rows = rows.data.shape[0]
@@ -45,16 +46,25 @@ def _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_
     row_loss = np.empty(n_rows)
     with _prepare.parallel_guard():
         total = _kernels.dense_rows(
-            rows.data, target_rows, class_weight, sample_weight, label_smoothing, want_grad, scale, scale_rows,
-            row_loss, grad,
+            rows.data,
+            target_rows,
+            class_weight,
+            sample_weight,
+            label_smoothing,
+            want_grad,
+            scale,
+            scale_rows,
+            row_loss,
+            grad,
         )
     if want_grad:
         return _prepare.finish(grad, copy_to_out, out, rows)
     return _prepare.reduce_losses(row_loss, total, float(n_rows), reduction, rows.batch_shape, rows.dtype)
 
 
-def cross_entropy(logits, targets, *, axis=-1, class_weight=None, sample_weight=None, reduction="mean",
-                  label_smoothing=0.0):
+def cross_entropy(
+    logits, targets, *, axis=-1, class_weight=None, sample_weight=None, reduction="mean", label_smoothing=0.0
+):
     """Softmax cross-entropy against probability targets (soft labels).
 
     Follows ``torch.nn.functional.cross_entropy`` with probability targets: the loss of a row is
@@ -99,8 +109,18 @@ def cross_entropy(logits, targets, *, axis=-1, class_weight=None, sample_weight=
     return _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_smoothing, 1.0, False, None)
 
 
-def cross_entropy_grad(logits, targets, *, axis=-1, class_weight=None, sample_weight=None, reduction="mean",
-                       label_smoothing=0.0, grad_output=1.0, out=None):
+def cross_entropy_grad(
+    logits,
+    targets,
+    *,
+    axis=-1,
+    class_weight=None,
+    sample_weight=None,
+    reduction="mean",
+    label_smoothing=0.0,
+    grad_output=1.0,
+    out=None,
+):
     """Gradient of :func:`cross_entropy` with respect to ``logits``, times ``grad_output``.
 
     Parameters
@@ -123,8 +143,9 @@ def cross_entropy_grad(logits, targets, *, axis=-1, class_weight=None, sample_we
     >>> cross_entropy_grad(np.zeros((1, 2)), np.array([[1.0, 0.0]]))
     array([[-0.5,  0.5]])
     """
-    return _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_smoothing, grad_output,
-                  True, out)
+    return _dense(
+        logits, targets, axis, class_weight, sample_weight, reduction, label_smoothing, grad_output, True, out
+    )
 
 
 def _bce(logits, targets, pos_weight, weight, reduction, grad_output, want_grad, out):
@@ -134,13 +155,17 @@ def _bce(logits, targets, pos_weight, weight, reduction, grad_output, want_grad,
     reduction = _prepare.check_reduction(reduction)
     targets = np.asarray(targets)
     target_rows = _targets_like(targets.reshape(1) if scalar_input and targets.ndim == 0 else targets, rows)
-    pos_weight = _prepare.weights(pos_weight, (rows.n_classes,), "pos_weight", f"logits with {rows.n_classes} classes along the last axis")
+    pos_weight = _prepare.weights(
+        pos_weight, (rows.n_classes,), "pos_weight", f"logits with {rows.n_classes} classes along the last axis"
+    )
     if weight is not None:
         weight = np.asarray(weight)
         try:
             weight = np.broadcast_to(weight, rows.shape)
         except ValueError:
-            raise ValueError(f"weight has shape {weight.shape}, which does not broadcast to the logits' shape {rows.shape}") from None
+            raise ValueError(
+                f"weight has shape {weight.shape}, which does not broadcast to the logits' shape {rows.shape}"
+            ) from None
         weight = _prepare.weights(weight, rows.shape, "weight", "logits").reshape(rows.data.shape)
     else:
         weight = np.empty((0, 0))
@@ -156,8 +181,17 @@ def _bce(logits, targets, pos_weight, weight, reduction, grad_output, want_grad,
         grad, copy_to_out = np.empty((0, 0), rows.data.dtype), False
     element_loss = np.empty(rows.data.shape if reduction == "none" and not want_grad else (0, 0))
     with _prepare.parallel_guard():
-        total = _kernels.bce_rows(rows.data, target_rows, pos_weight, weight, want_grad, scale, scale_elements,
-                                  element_loss, grad if want_grad else np.empty((rows.data.shape[0], 0), rows.data.dtype))
+        total = _kernels.bce_rows(
+            rows.data,
+            target_rows,
+            pos_weight,
+            weight,
+            want_grad,
+            scale,
+            scale_elements,
+            element_loss,
+            grad if want_grad else np.empty((rows.data.shape[0], 0), rows.data.dtype),
+        )
     if want_grad:
         result = _prepare.finish(grad, copy_to_out, out, rows)
         return result.reshape(()) if scalar_input and out is None else result
@@ -170,7 +204,9 @@ def _bce(logits, targets, pos_weight, weight, reduction, grad_output, want_grad,
 
 
 def binary_cross_entropy_with_logits(logits, targets, *, pos_weight=None, weight=None, reduction="mean"):
-    """Binary cross-entropy of logits against targets in [0, 1], as ``torch.nn.functional.binary_cross_entropy_with_logits``.
+    """Binary cross-entropy of logits against targets in [0, 1].
+
+    Follows ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
     Parameters
     ----------
@@ -206,8 +242,9 @@ def binary_cross_entropy_with_logits(logits, targets, *, pos_weight=None, weight
     return _bce(logits, targets, pos_weight, weight, reduction, 1.0, False, None)
 
 
-def binary_cross_entropy_with_logits_grad(logits, targets, *, pos_weight=None, weight=None, reduction="mean",
-                                          grad_output=1.0, out=None):
+def binary_cross_entropy_with_logits_grad(
+    logits, targets, *, pos_weight=None, weight=None, reduction="mean", grad_output=1.0, out=None
+):
     """Gradient of :func:`binary_cross_entropy_with_logits` with respect to ``logits``, times ``grad_output``.
 
     Parameters

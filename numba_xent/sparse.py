@@ -8,8 +8,10 @@ from . import _kernels, _prepare
 
 __all__ = ["sparse_cross_entropy", "sparse_cross_entropy_grad", "sparse_cross_entropy_with_grad"]
 
-def _prepare_sparse(logits, labels, axis, class_weight, sample_weight, ignore_index, reduction,
-                    label_smoothing, z_loss, from_logits):
+
+def _prepare_sparse(
+    logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss, from_logits
+):
     rows = _prepare.as_rows(logits, axis)
     ignore_index = _prepare.check_ignore_index(ignore_index)
     reduction = _prepare.check_reduction(reduction)
@@ -18,7 +20,9 @@ def _prepare_sparse(logits, labels, axis, class_weight, sample_weight, ignore_in
     if not from_logits and z_loss != 0.0:
         raise ValueError("z_loss penalises the log-sum-exp of logits; it cannot be used with from_logits=False")
     flat_labels = _prepare.labels_as_rows(labels, rows, ignore_index)
-    class_weight = _prepare.weights(class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes")
+    class_weight = _prepare.weights(
+        class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes"
+    )
     sample_weight = _prepare.weights(sample_weight, rows.batch_shape, "sample_weight", "labels of that shape")
     options = (class_weight, sample_weight, ignore_index, label_smoothing, z_loss, bool(from_logits))
     return rows, flat_labels, reduction, options
@@ -41,15 +45,24 @@ def _run(rows, flat_labels, reduction, options, grad_output, want_grad, out):
         else:
             grad, copy_to_out = np.empty((rows.data.shape[0], 0), rows.data.dtype), False
         row_loss = np.empty(rows.data.shape[0])
-        total = _kernels.sparse_rows(
-            rows.data, flat_labels, *options, want_grad, scale, scale_rows, row_loss, grad
-        )
+        total = _kernels.sparse_rows(rows.data, flat_labels, *options, want_grad, scale, scale_rows, row_loss, grad)
     loss = _prepare.reduce_losses(row_loss, total, denominator, reduction, rows.batch_shape, rows.dtype)
     return loss, (_prepare.finish(grad, copy_to_out, out, rows) if want_grad else None)
 
 
-def sparse_cross_entropy(logits, labels, *, axis=-1, class_weight=None, sample_weight=None, ignore_index=-100,
-                         reduction="mean", label_smoothing=0.0, z_loss=0.0, from_logits=True):
+def sparse_cross_entropy(
+    logits,
+    labels,
+    *,
+    axis=-1,
+    class_weight=None,
+    sample_weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+    z_loss=0.0,
+    from_logits=True,
+):
     """Softmax cross-entropy of integer labels, without ever building a one-hot array.
 
     Follows ``torch.nn.functional.cross_entropy`` with class-index targets, except that a "mean" over rows that
@@ -78,7 +91,8 @@ def sparse_cross_entropy(logits, labels, *, axis=-1, class_weight=None, sample_w
         Adds ``z_loss * lse**2`` to each row, weighted like the row (PaLM's auxiliary loss).
     from_logits : bool, default True
         If False, ``logits`` holds probabilities and Keras's semantics apply: each row is divided by its sum and
-        clipped to ``[1e-7, 1 - 1e-7]``; the gradient is taken with respect to those probabilities.
+        clipped to ``[1e-7, 1 - 1e-7]``, and its log replaces ``log_softmax`` in the formula above (weights and
+        smoothing as PyTorch). The gradient is taken with respect to the probabilities given.
 
     Returns
     -------
@@ -104,15 +118,35 @@ def sparse_cross_entropy(logits, labels, *, axis=-1, class_weight=None, sample_w
     array([0.241311, 0.      ])
     """
     rows, flat_labels, reduction, options = _prepare_sparse(
-        logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss,
+        logits,
+        labels,
+        axis,
+        class_weight,
+        sample_weight,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        z_loss,
         from_logits,
     )
     return _run(rows, flat_labels, reduction, options, 1.0, False, None)[0]
 
 
-def sparse_cross_entropy_grad(logits, labels, *, axis=-1, class_weight=None, sample_weight=None,
-                              ignore_index=-100, reduction="mean", label_smoothing=0.0, z_loss=0.0,
-                              from_logits=True, grad_output=1.0, out=None):
+def sparse_cross_entropy_grad(
+    logits,
+    labels,
+    *,
+    axis=-1,
+    class_weight=None,
+    sample_weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+    z_loss=0.0,
+    from_logits=True,
+    grad_output=1.0,
+    out=None,
+):
     """Gradient of :func:`sparse_cross_entropy` with respect to ``logits``, times ``grad_output``.
 
     Equals PyTorch autograd of the same loss. Rows whose label is ``ignore_index`` get a zero gradient.
@@ -145,15 +179,34 @@ def sparse_cross_entropy_grad(logits, labels, *, axis=-1, class_weight=None, sam
            [ 0.25, -0.25]])
     """
     rows, flat_labels, reduction, options = _prepare_sparse(
-        logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss,
+        logits,
+        labels,
+        axis,
+        class_weight,
+        sample_weight,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        z_loss,
         from_logits,
     )
     return _run(rows, flat_labels, reduction, options, grad_output, True, out)[1]
 
 
-def sparse_cross_entropy_with_grad(logits, labels, *, axis=-1, class_weight=None, sample_weight=None,
-                                   ignore_index=-100, reduction="mean", label_smoothing=0.0, z_loss=0.0,
-                                   from_logits=True, out=None):
+def sparse_cross_entropy_with_grad(
+    logits,
+    labels,
+    *,
+    axis=-1,
+    class_weight=None,
+    sample_weight=None,
+    ignore_index=-100,
+    reduction="mean",
+    label_smoothing=0.0,
+    z_loss=0.0,
+    from_logits=True,
+    out=None,
+):
     """Loss and gradient together, from one read of the logits per row (the fused kernel).
 
     Parameters
@@ -178,7 +231,15 @@ def sparse_cross_entropy_with_grad(logits, labels, *, axis=-1, class_weight=None
     (0.693147, True)
     """
     rows, flat_labels, reduction, options = _prepare_sparse(
-        logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss,
+        logits,
+        labels,
+        axis,
+        class_weight,
+        sample_weight,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        z_loss,
         from_logits,
     )
     return _run(rows, flat_labels, reduction, options, 1.0, True, out)
