@@ -1,8 +1,11 @@
 """The @njit kernels: row loops over C-contiguous 2-D ``(rows, classes)`` arrays.
 
-Kernels validate nothing Python can check cheaply. They take plain arrays and scalars: an absent weight is an
-empty float64 array, an absent per-row ``grad_output`` is an empty array. Every loss kernel reduces over rows in
-fixed blocks of ``ROWS_PER_BLOCK`` rows (``prange`` over blocks, a serial sum inside each block, then the block
+Kernels validate nothing Python can check cheaply. They take plain arrays and scalars. An absent option (a weight,
+per-row ``grad_output``, the gradient itself) is ``None``: Numba compiles a separate specialisation for ``None``
+and prunes the branches that test ``is None`` before typing, so a call compiles and runs only the code it uses
+(the forward pass alone compiles in about a quarter of the time of the kernel with every path).
+
+Every loss kernel reduces over rows in fixed blocks of ``ROWS_PER_BLOCK`` rows (``prange`` over blocks, a serial sum inside each block, then the block
 sums added in order), so the bits of a mean or sum do not depend on the thread count.
 """
 
@@ -77,14 +80,14 @@ def row_stats(row):
 
 @njit(**REASSOC)
 def weighted_gap_sum(row, row_max, class_weight):
-    """sum_c w_c (max - row[c]) in float64 (w = 1 when ``class_weight`` is empty).
+    """sum_c w_c (max - row[c]) in float64 (w = 1 when ``class_weight`` is None).
 
     Summing the gaps to the max, each >= 0, rather than ``W max - sum w x`` keeps the answer exact when the logits
     share a large offset (1e6 in float64, 3e38 in float32), where the difference would cancel away.
     """
     top = np.float64(row_max)
     total = 0.0
-    if class_weight.shape[0] == 0:
+    if class_weight is None:
         for c in range(row.shape[0]):
             total += top - np.float64(row[c])
     else:
@@ -118,19 +121,30 @@ def total_row_weight(labels, class_weight, sample_weight, ignore_index):
     return sum_in_order(block_sums)
 
 
-@njit(inline="always", **EXACT)
+@njit(**EXACT)
+def class_weight_of(label, class_weight):
+    if class_weight is None:
+        return 1.0
+    return class_weight[label]
+
+
+@njit(**EXACT)
+def sample_weight_of(row, sample_weight):
+    if sample_weight is None:
+        return 1.0
+    return sample_weight[row]
+
+
+@njit(**EXACT)
 def row_weight(label, row, class_weight, sample_weight):
-    weight = 1.0
-    if class_weight.shape[0] != 0:
-        weight = class_weight[label]
-    if sample_weight.shape[0] != 0:
-        weight *= sample_weight[row]
-    return weight
+    return class_weight_of(label, class_weight) * sample_weight_of(row, sample_weight)
 
 
-@njit(inline="always", **EXACT)
+@njit(**EXACT)
 def grad_scale_of(row, grad_scale, grad_scale_rows):
-    return grad_scale_rows[row] if grad_scale_rows.shape[0] != 0 else grad_scale
+    if grad_scale_rows is None:
+        return grad_scale
+    return grad_scale_rows[row]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -152,7 +166,7 @@ def _sparse_row_loss(x, label, class_weight, label_weight, smoothing, z_loss, ro
     softmax_coef = (1.0 - smoothing) * label_weight + 2.0 * z_loss * label_weight * lse
     if smoothing != 0.0:
         total_class_weight = np.float64(n_classes)
-        if class_weight.shape[0] != 0:
+        if class_weight is not None:
             total_class_weight = 0.0
             for c in range(n_classes):
                 total_class_weight += class_weight[c]
@@ -166,7 +180,7 @@ def _sparse_grad_fixups(grad, label, class_weight, label_weight, smoothing, grad
     """Subtract the non-softmax terms of a row's gradient: the label's and label smoothing's."""
     if smoothing != 0.0:
         smooth_coef = grad_coef * smoothing / grad.shape[0]
-        if class_weight.shape[0] == 0:
+        if class_weight is None:
             uniform = like(grad, smooth_coef)
             for c in range(grad.shape[0]):
                 grad[c] -= uniform
@@ -186,22 +200,23 @@ def softmax_scaled_row(x, row_max, log_sum, coef, out):
         out[c] = coef * exp_nonpositive((x[c] - row_max) - shift)
 
 
-@njit(inline="always", **EXACT)
+@njit(**EXACT)
 def _prob_target(c, label, class_weight, label_weight, smoothing, n_classes):
     """Weight of -log p_c in a row's loss: (1-eps) w_y [c == y] + (eps/C) w_c, as PyTorch's smoothing formula."""
     target = 0.0
     if smoothing != 0.0:
-        target = smoothing / n_classes * (1.0 if class_weight.shape[0] == 0 else class_weight[c])
+        target = smoothing / n_classes * class_weight_of(c, class_weight)
     if c == label:
         target += (1.0 - smoothing) * label_weight
     return target
 
 
 @njit(**EXACT)
-def _sparse_probs_row(q, grad, label, class_weight, label_weight, smoothing, want_grad, grad_coef):
+def _sparse_probs_row(q, grad, row, label, class_weight, label_weight, smoothing, grad_coef):
     """Probability inputs, Keras's way: p = q / sum(q), clipped to [1e-7, 1 - 1e-7]; then PyTorch's weighting and
     smoothing, loss = sum_c t_c (-log p_c) with t from ``_prob_target``. The gradient is with respect to q; the clip
-    passes no gradient outside its range. Returns the loss before the sample weight.
+    passes no gradient outside its range; it goes to ``grad[row]`` unless ``grad`` is None. Returns the loss before
+    the sample weight.
     """
     n_classes = q.shape[0]
     total = 0.0
@@ -212,7 +227,7 @@ def _sparse_probs_row(q, grad, label, class_weight, label_weight, smoothing, wan
         target = _prob_target(c, label, class_weight, label_weight, smoothing, n_classes)
         if target != 0.0:
             loss -= target * math.log(min(max(np.float64(q[c]) / total, PROB_EPS), 1.0 - PROB_EPS))
-    if want_grad:
+    if grad is not None:
         # dL/dq_j = (g_j - sum_c g_c p_c) / S with g_c = dL/dp_c = -t_c / p_c inside the clip range, else 0.
         weighted = 0.0
         for c in range(n_classes):
@@ -224,7 +239,7 @@ def _sparse_probs_row(q, grad, label, class_weight, label_weight, smoothing, wan
             target = _prob_target(c, label, class_weight, label_weight, smoothing, n_classes)
             p = np.float64(q[c]) / total
             g = -target / p if (target != 0.0 and PROB_EPS <= p <= 1.0 - PROB_EPS) else 0.0
-            grad[c] = like(grad, grad_coef * (g - weighted) / total)
+            grad[row, c] = like(grad, grad_coef * (g - weighted) / total)
     return loss
 
 
@@ -240,6 +255,11 @@ def rows_per_block(logits):
     return SHORT_ROWS_PER_BLOCK if is_short(logits) else ROWS_PER_BLOCK
 
 
+def across_rows_marker(logits: np.ndarray):
+    """``ACROSS_ROWS`` for arrays whose rows are short enough for SIMD across rows, else None (for Python)."""
+    return ACROSS_ROWS if logits.shape[1] * logits.itemsize <= ROWS_HELPER_MAX_BYTES else None
+
+
 @njit(**EXACT)
 def short_rows_stats(block, row_max, log_sum):
     """Per-row max and log(sum(exp(x - max))) of a block of short rows, with SIMD across rows."""
@@ -249,6 +269,10 @@ def short_rows_stats(block, row_max, log_sum):
     for r in range(block.shape[0]):
         total = sums[r]
         log_sum[r] = log_positive(total) if total == total else total  # a NaN row stays NaN
+
+
+# Pass as ``across_rows`` to select the short-row path (SIMD across rows); None selects the long-row path.
+ACROSS_ROWS = np.empty(0)
 
 
 @njit(**PARALLEL)
@@ -261,23 +285,22 @@ def sparse_rows(
     smoothing,
     z_loss,
     from_logits,
-    want_grad,
+    across_rows,
     grad_scale,
     grad_scale_rows,
     row_loss,
     grad,
 ):
-    """Per-row losses into ``row_loss`` (float64, length rows) and, if ``want_grad``, the gradient into ``grad``.
+    """Per-row losses into ``row_loss`` (float64, length rows) and, unless ``grad`` is None, the gradient.
 
     ``grad`` may be ``logits`` itself (in place): a row's logits are all read before its gradient is written. The
-    gradient of row i is scaled by ``grad_scale_rows[i]`` if that array is non-empty, else by ``grad_scale``.
-    Long rows: statistics, loss and gradient row by row, so the gradient pass reads the row from L1/L2. Short rows
-    (``is_short``): statistics and softmax for a whole block with SIMD across rows. Returns the sum of the row
-    losses, added in fixed blocks.
+    gradient of row i is scaled by ``grad_scale_rows[i]`` (if not None) or by ``grad_scale``. With ``across_rows``
+    None (long rows, or ``from_logits`` False): statistics, loss and gradient row by row, so the gradient pass
+    reads the row from L1/L2. With ``across_rows=ACROSS_ROWS`` (short rows, see ``is_short``): statistics and
+    softmax of a whole block with SIMD across rows. Returns the sum of the row losses, added in fixed blocks.
     """
     n_rows = logits.shape[0]
-    block_rows = rows_per_block(logits)
-    across_rows = from_logits and is_short(logits)
+    block_rows = ROWS_PER_BLOCK if across_rows is None else SHORT_ROWS_PER_BLOCK
     block_sums = np.zeros((n_rows + block_rows - 1) // block_rows)
     for block in prange(block_sums.shape[0]):
         first = block * block_rows
@@ -285,7 +308,7 @@ def sparse_rows(
         row_max = np.empty(last - first, logits.dtype)
         log_sum = np.empty(last - first)
         softmax_coef = np.zeros(last - first, logits.dtype)
-        if across_rows:
+        if across_rows is not None:
             short_rows_stats(logits[first:last], row_max, log_sum)
         block_total = 0.0
         for row in range(first, last):
@@ -293,33 +316,34 @@ def sparse_rows(
             label = labels[row]
             if label == ignore_index:
                 row_loss[row] = 0.0
-                if want_grad and not across_rows:
+                if grad is not None:
                     grad[row, :] = 0
                 continue
-            label_weight = 1.0 if class_weight.shape[0] == 0 else class_weight[label]
-            sample_scale = 1.0 if sample_weight.shape[0] == 0 else sample_weight[row]
+            label_weight = class_weight_of(label, class_weight)
+            sample_scale = sample_weight_of(row, sample_weight)
             grad_coef = sample_scale * grad_scale_of(row, grad_scale, grad_scale_rows)
             x = logits[row]
             if not from_logits:
                 loss = sample_scale * _sparse_probs_row(
-                    x, grad[row], label, class_weight, label_weight, smoothing, want_grad, grad_coef
+                    x, grad, row, label, class_weight, label_weight, smoothing, grad_coef
                 )
             else:
-                if not across_rows:
+                if across_rows is None:
                     row_max[i], row_sum = row_max_sum_exp(x, int_bits(x))
                     log_sum[i] = math.log(row_sum)
                 loss, coef = _sparse_row_loss(
                     x, label, class_weight, label_weight, smoothing, z_loss, row_max[i], log_sum[i]
                 )
                 loss *= sample_scale
-                if want_grad and not across_rows:
+                softmax_coef[i] = like(logits, grad_coef * coef)
+                if grad is not None and across_rows is None:
                     softmax_scaled_row(x, row_max[i], log_sum[i], grad_coef * coef, grad[row])
                     _sparse_grad_fixups(grad[row], label, class_weight, label_weight, smoothing, grad_coef)
-                softmax_coef[i] = like(logits, grad_coef * coef)
             row_loss[row] = loss
             block_total += loss
         block_sums[block] = block_total
-        if want_grad and across_rows:
+        if grad is not None and across_rows is not None:
+            # The rows' logits were all read above; now the block's softmax, then each row's label terms.
             log_sum_rounded = log_sum.astype(logits.dtype)
             rows_softmax_scaled(logits[first:last], row_max, log_sum_rounded, softmax_coef, grad[first:last])
             for row in range(first, last):
@@ -327,9 +351,8 @@ def sparse_rows(
                 if label == ignore_index:
                     grad[row, :] = 0
                     continue
-                label_weight = 1.0 if class_weight.shape[0] == 0 else class_weight[label]
-                sample_scale = 1.0 if sample_weight.shape[0] == 0 else sample_weight[row]
-                grad_coef = sample_scale * grad_scale_of(row, grad_scale, grad_scale_rows)
+                label_weight = class_weight_of(label, class_weight)
+                grad_coef = sample_weight_of(row, sample_weight) * grad_scale_of(row, grad_scale, grad_scale_rows)
                 _sparse_grad_fixups(grad[row], label, class_weight, label_weight, smoothing, grad_coef)
     return sum_in_order(block_sums)
 
@@ -339,7 +362,7 @@ def sparse_rows(
 
 
 @njit(**EXACT)
-def _dense_row(x, targets, grad, class_weight, smoothing, want_grad, grad_coef):
+def _dense_row(x, targets, grad, row, class_weight, smoothing, grad_coef):
     """loss = sum_c w_c t_c (lse - x_c) with t = (1-eps) targets + eps/C; d/dx_c = p_c sum_k w_k t_k - w_c t_c.
 
     lse - x_c is taken as (max - x_c) + log_sum, exact under a large common offset (see ``weighted_gap_sum``).
@@ -351,37 +374,30 @@ def _dense_row(x, targets, grad, class_weight, smoothing, want_grad, grad_coef):
     target_mass = 0.0  # sum_c w_c t_c
     target_gap = 0.0  # sum_c w_c t_c (max - x_c)
     for c in range(n_classes):
-        target = (1.0 - smoothing) * np.float64(targets[c]) + uniform
-        if class_weight.shape[0] != 0:
-            target *= class_weight[c]
+        target = ((1.0 - smoothing) * np.float64(targets[c]) + uniform) * class_weight_of(c, class_weight)
         target_mass += target
         if target != 0.0:  # a zero target times an infinite gap (a -inf logit) adds nothing, not nan
             target_gap += target * (top - np.float64(x[c]))
-    if want_grad:
-        softmax_scaled_row(x, row_max, log_sum, grad_coef * target_mass, grad)
+    if grad is not None:
+        grad_row = grad[row]
+        softmax_scaled_row(x, row_max, log_sum, grad_coef * target_mass, grad_row)
         for c in range(n_classes):
-            target = (1.0 - smoothing) * np.float64(targets[c]) + uniform
-            if class_weight.shape[0] != 0:
-                target *= class_weight[c]
-            grad[c] -= like(x, grad_coef * target)
+            target = ((1.0 - smoothing) * np.float64(targets[c]) + uniform) * class_weight_of(c, class_weight)
+            grad_row[c] -= like(x, grad_coef * target)
     return target_mass * log_sum + target_gap
 
 
 @njit(**PARALLEL)
-def dense_rows(
-    logits, targets, class_weight, sample_weight, smoothing, want_grad, grad_scale, grad_scale_rows, row_loss, grad
-):
-    """Per-row losses of probability targets into ``row_loss``; the gradient into ``grad`` if ``want_grad``."""
+def dense_rows(logits, targets, class_weight, sample_weight, smoothing, grad_scale, grad_scale_rows, row_loss, grad):
+    """Per-row losses of probability targets into ``row_loss``; the gradient into ``grad`` unless it is None."""
     n_rows = logits.shape[0]
     block_sums = np.zeros(n_blocks(n_rows))
     for block in prange(block_sums.shape[0]):
         block_total = 0.0
         for row in range(block * ROWS_PER_BLOCK, min(n_rows, (block + 1) * ROWS_PER_BLOCK)):
-            sample_scale = 1.0 if sample_weight.shape[0] == 0 else sample_weight[row]
+            sample_scale = sample_weight_of(row, sample_weight)
             grad_coef = sample_scale * grad_scale_of(row, grad_scale, grad_scale_rows)
-            loss = sample_scale * _dense_row(
-                logits[row], targets[row], grad[row], class_weight, smoothing, want_grad, grad_coef
-            )
+            loss = sample_scale * _dense_row(logits[row], targets[row], grad, row, class_weight, smoothing, grad_coef)
             row_loss[row] = loss
             block_total += loss
         block_sums[block] = block_total
@@ -393,15 +409,14 @@ def dense_rows(
 
 
 @njit(**PARALLEL)
-def bce_rows(logits, targets, pos_weight, weight, want_grad, grad_scale, grad_scale_elements, element_loss, grad):
+def bce_rows(logits, targets, pos_weight, weight, grad_scale, grad_scale_elements, element_loss, grad):
     """loss = w [(1 - t) x + (1 + (pw - 1) t) softplus(-x)], as PyTorch;
     d/dx = w [(1 - t) - (1 + (pw - 1) t) sigmoid(-x)].
 
-    ``weight`` and ``grad_scale_elements`` are empty or of the logits' 2-D shape; ``element_loss`` is written
-    when it has the logits' shape (reduction "none").
+    ``weight`` and ``grad_scale_elements`` are None or of the logits' 2-D shape; ``element_loss`` (reduction
+    "none") and ``grad`` are written unless None.
     """
     n_rows, n_classes = logits.shape
-    keep_elements = element_loss.shape[0] != 0
     block_sums = np.zeros(n_blocks(n_rows))
     for block in prange(block_sums.shape[0]):
         block_total = 0.0
@@ -409,18 +424,24 @@ def bce_rows(logits, targets, pos_weight, weight, want_grad, grad_scale, grad_sc
             for c in range(n_classes):
                 x = np.float64(logits[row, c])
                 target = np.float64(targets[row, c])
-                log_weight = 1.0 if pos_weight.shape[0] == 0 else 1.0 + (pos_weight[c] - 1.0) * target
-                element_weight = 1.0 if weight.shape[0] == 0 else weight[row, c]
+                log_weight = 1.0
+                if pos_weight is not None:
+                    log_weight += (pos_weight[c] - 1.0) * target
+                element_weight = 1.0
+                if weight is not None:
+                    element_weight = weight[row, c]
                 # softplus(-x) without overflow: max(-x, 0) + log1p(exp(-|x|))
                 softplus_neg = max(-x, 0.0) + math.log1p(math.exp(-abs(x)))
                 loss = element_weight * ((1.0 - target) * x + log_weight * softplus_neg)
                 block_total += loss
-                if keep_elements:
+                if element_loss is not None:
                     element_loss[row, c] = loss
-                if want_grad:
+                if grad is not None:
                     # sigmoid(-x) = exp(-softplus(x)), computed on the side that does not overflow
                     sigmoid_neg = 1.0 / (1.0 + math.exp(x)) if x <= 0.0 else math.exp(-x) / (1.0 + math.exp(-x))
-                    scale = grad_scale if grad_scale_elements.shape[0] == 0 else grad_scale_elements[row, c]
+                    scale = grad_scale
+                    if grad_scale_elements is not None:
+                        scale = grad_scale_elements[row, c]
                     grad[row, c] = like(grad, scale * element_weight * ((1.0 - target) - log_weight * sigmoid_neg))
         block_sums[block] = block_total
     return sum_in_order(block_sums)

@@ -16,7 +16,6 @@ import numpy as np
 from . import _kernels
 
 REDUCTIONS = ("mean", "sum", "none")
-EMPTY = np.empty(0)
 INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
@@ -119,9 +118,9 @@ def check_non_negative(value, name: str) -> float:
 
 
 def weights(weight, shape: tuple, name: str, what: str) -> np.ndarray:
-    """A float64 copy-if-needed of a weight array of exactly ``shape`` (flattened), or EMPTY when absent."""
+    """A float64 copy-if-needed of a weight array of exactly ``shape`` (flattened), or None when absent."""
     if weight is None:
-        return EMPTY
+        return None
     weight = np.asarray(weight)
     if weight.dtype.kind not in "biuf":
         raise TypeError(f"{name} must be a real array, got dtype {weight.dtype}")
@@ -137,12 +136,12 @@ def weights(weight, shape: tuple, name: str, what: str) -> np.ndarray:
 
 
 def grad_output_scale(grad_output, reduction: str, batch_shape: tuple):
-    """(scalar scale, per-row scales or EMPTY) for a gradient kernel."""
+    """(scalar scale, per-row scales or None) for a gradient kernel."""
     grad_output = np.asarray(grad_output)
     if grad_output.dtype.kind not in "biuf":
         raise TypeError(f"grad_output must be real, got dtype {grad_output.dtype}")
     if grad_output.ndim == 0:
-        return float(grad_output), EMPTY
+        return float(grad_output), None
     if reduction != "none":
         raise ValueError(
             f"grad_output must be a scalar for reduction={reduction!r}, got an array of shape {grad_output.shape}"

@@ -40,22 +40,11 @@ def _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_
         scale = scale / n_rows if n_rows else 0.0
     if want_grad:
         _prepare.check_out(out, rows)
-        grad, copy_to_out = _prepare.result_rows(out, rows, rows.data)
-    else:
-        grad, copy_to_out = np.empty((n_rows, 0), rows.data.dtype), False
+    grad, copy_to_out = _prepare.result_rows(out, rows, rows.data) if want_grad else (None, False)
     row_loss = np.empty(n_rows)
     with _prepare.parallel_guard():
         total = _kernels.dense_rows(
-            rows.data,
-            target_rows,
-            class_weight,
-            sample_weight,
-            label_smoothing,
-            want_grad,
-            scale,
-            scale_rows,
-            row_loss,
-            grad,
+            rows.data, target_rows, class_weight, sample_weight, label_smoothing, scale, scale_rows, row_loss, grad
         )
     if want_grad:
         return _prepare.finish(grad, copy_to_out, out, rows)
@@ -166,41 +155,24 @@ def _bce(logits, targets, pos_weight, weight, reduction, grad_output, want_grad,
             raise ValueError(
                 f"weight has shape {weight.shape}, which does not broadcast to the logits' shape {rows.shape}"
             ) from None
+        # A weight of fewer dimensions is expanded to the logits' shape (a copy the size of the logits).
         weight = _prepare.weights(weight, rows.shape, "weight", "logits").reshape(rows.data.shape)
-    else:
-        weight = np.empty((0, 0))
     scale, scale_elements = _prepare.grad_output_scale(grad_output, reduction, rows.shape)
-    scale_elements = scale_elements.reshape(rows.data.shape) if scale_elements.size else np.empty((0, 0))
+    if scale_elements is not None:
+        scale_elements = scale_elements.reshape(rows.data.shape)
     n_elements = rows.data.size
     if reduction == "mean":
         scale = scale / n_elements if n_elements else 0.0
     if want_grad:
         _prepare.check_out(out, rows)
-        grad, copy_to_out = _prepare.result_rows(out, rows, rows.data)
-    else:
-        grad, copy_to_out = np.empty((0, 0), rows.data.dtype), False
-    element_loss = np.empty(rows.data.shape if reduction == "none" and not want_grad else (0, 0))
+    grad, copy_to_out = _prepare.result_rows(out, rows, rows.data) if want_grad else (None, False)
+    element_loss = np.empty(rows.data.shape) if reduction == "none" and not want_grad else None
     with _prepare.parallel_guard():
-        total = _kernels.bce_rows(
-            rows.data,
-            target_rows,
-            pos_weight,
-            weight,
-            want_grad,
-            scale,
-            scale_elements,
-            element_loss,
-            grad if want_grad else np.empty((rows.data.shape[0], 0), rows.data.dtype),
-        )
+        total = _kernels.bce_rows(rows.data, target_rows, pos_weight, weight, scale, scale_elements, element_loss, grad)
     if want_grad:
         result = _prepare.finish(grad, copy_to_out, out, rows)
         return result.reshape(()) if scalar_input and out is None else result
-    compute = np.float32 if rows.data.dtype == np.float32 else np.float64
-    if reduction == "none":
-        return element_loss.astype(compute).reshape(logits_array.shape)
-    if reduction == "sum":
-        return compute(total)
-    return compute(total / n_elements if n_elements else 0.0)
+    return _prepare.reduce_losses(element_loss, total, float(n_elements), reduction, logits_array.shape, rows.dtype)
 
 
 def binary_cross_entropy_with_logits(logits, targets, *, pos_weight=None, weight=None, reduction="mean"):

@@ -40,12 +40,11 @@ def _run(rows, flat_labels, reduction, options, grad_output, want_grad, out):
             denominator = _kernels.total_row_weight(flat_labels, class_weight, sample_weight, ignore_index)
             # All rows ignored: the mean is 0 and so is its gradient (PyTorch gives nan).
             scale = scale / denominator if denominator != 0.0 else 0.0
-        if want_grad:
-            grad, copy_to_out = _prepare.result_rows(out, rows, rows.data)
-        else:
-            grad, copy_to_out = np.empty((rows.data.shape[0], 0), rows.data.dtype), False
+        grad, copy_to_out = _prepare.result_rows(out, rows, rows.data) if want_grad else (None, False)
         row_loss = np.empty(rows.data.shape[0])
-        total = _kernels.sparse_rows(rows.data, flat_labels, *options, want_grad, scale, scale_rows, row_loss, grad)
+        from_logits = options[-1]
+        across_rows = _kernels.across_rows_marker(rows.data) if from_logits else None
+        total = _kernels.sparse_rows(rows.data, flat_labels, *options, across_rows, scale, scale_rows, row_loss, grad)
     loss = _prepare.reduce_losses(row_loss, total, denominator, reduction, rows.batch_shape, rows.dtype)
     return loss, (_prepare.finish(grad, copy_to_out, out, rows) if want_grad else None)
 
