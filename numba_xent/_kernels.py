@@ -35,8 +35,12 @@ PROB_EPS = 1e-7
 
 
 @njit(**EXACT)
-def n_blocks(n_rows):
-    return (n_rows + ROWS_PER_BLOCK - 1) // ROWS_PER_BLOCK
+def n_blocks(n_rows, block_rows=ROWS_PER_BLOCK):
+    return (n_rows + block_rows - 1) // block_rows
+
+
+# Block partial sums are allocated with np.empty and written once per block: in a parallel=True function np.zeros
+# becomes a parallel loop of its own, one more thread launch per call (it showed on small shapes).
 
 
 @njit(**EXACT)
@@ -107,13 +111,16 @@ def first_bad_label(labels, n_classes, ignore_index):
 
 
 @njit(**PARALLEL)
-def total_row_weight(labels, class_weight, sample_weight, ignore_index):
-    """sum of w_y * s_i over rows whose label is not ignore_index: the denominator of a weighted mean."""
+def total_row_weight(labels, class_weight, sample_weight, ignore_index, block_rows):
+    """sum of w_y * s_i over rows whose label is not ignore_index: the denominator of a weighted mean.
+
+    Added in the same blocks of ``block_rows`` rows as ``sparse_rows`` adds them, so both give the same bits.
+    """
     n_rows = labels.shape[0]
-    block_sums = np.zeros(n_blocks(n_rows))
+    block_sums = np.empty(n_blocks(n_rows, block_rows))
     for block in prange(block_sums.shape[0]):
         total = 0.0
-        for row in range(block * ROWS_PER_BLOCK, min(n_rows, (block + 1) * ROWS_PER_BLOCK)):
+        for row in range(block * block_rows, min(n_rows, (block + 1) * block_rows)):
             label = labels[row]
             if label != ignore_index:
                 total += row_weight(label, row, class_weight, sample_weight)
@@ -192,12 +199,30 @@ def _sparse_grad_fixups(grad, label, class_weight, label_weight, smoothing, grad
 
 @njit(**EXACT)
 def softmax_scaled_row(x, row_max, log_sum, coef, out):
-    """out[c] = coef * exp((x[c] - max) - log_sum) in the row's dtype; ``out`` may be ``x``."""
+    """out[c] = coef * exp((x[c] - max) - log_sum) in the row's dtype; ``out`` may be ``x`` (in place)."""
     prefer_wide_vectors()
     coef = like(x, coef)
     shift = like(x, log_sum)
-    for c in range(x.shape[0]):
-        out[c] = coef * exp_nonpositive((x[c] - row_max) - shift)
+    if out.ctypes.data == x.ctypes.data:
+        # In place through one array: with two, LLVM's overlap check fails and it runs the scalar loop (3-4x slower).
+        for c in range(out.shape[0]):
+            out[c] = coef * exp_nonpositive((out[c] - row_max) - shift)
+    else:
+        for c in range(x.shape[0]):
+            out[c] = coef * exp_nonpositive((x[c] - row_max) - shift)
+
+
+@njit(**EXACT)
+def log_softmax_row(x, row_max, log_sum, out):
+    """out[c] = (x[c] - max) - log_sum in the row's dtype; ``out`` may be ``x`` (see ``softmax_scaled_row``)."""
+    prefer_wide_vectors()
+    shift = like(x, log_sum)
+    if out.ctypes.data == x.ctypes.data:
+        for c in range(out.shape[0]):
+            out[c] = (out[c] - row_max) - shift
+    else:
+        for c in range(x.shape[0]):
+            out[c] = (x[c] - row_max) - shift
 
 
 @njit(**EXACT)
@@ -297,11 +322,12 @@ def sparse_rows(
     gradient of row i is scaled by ``grad_scale_rows[i]`` (if not None) or by ``grad_scale``. With ``across_rows``
     None (long rows, or ``from_logits`` False): statistics, loss and gradient row by row, so the gradient pass
     reads the row from L1/L2. With ``across_rows=ACROSS_ROWS`` (short rows, see ``is_short``): statistics and
-    softmax of a whole block with SIMD across rows. Returns the sum of the row losses, added in fixed blocks.
+    softmax of a whole block with SIMD across rows. Returns the sum of the row losses and the sum of the kept rows' weights (the denominator of the mean), each added in fixed blocks.
     """
     n_rows = logits.shape[0]
     block_rows = ROWS_PER_BLOCK if across_rows is None else SHORT_ROWS_PER_BLOCK
-    block_sums = np.zeros((n_rows + block_rows - 1) // block_rows)
+    block_sums = np.empty(n_blocks(n_rows, block_rows))
+    block_weights = np.empty(n_blocks(n_rows, block_rows))
     for block in prange(block_sums.shape[0]):
         first = block * block_rows
         last = min(n_rows, first + block_rows)
@@ -311,6 +337,7 @@ def sparse_rows(
         if across_rows is not None:
             short_rows_stats(logits[first:last], row_max, log_sum)
         block_total = 0.0
+        block_weight = 0.0
         for row in range(first, last):
             i = row - first
             label = labels[row]
@@ -321,6 +348,7 @@ def sparse_rows(
                 continue
             label_weight = class_weight_of(label, class_weight)
             sample_scale = sample_weight_of(row, sample_weight)
+            block_weight += label_weight * sample_scale
             grad_coef = sample_scale * grad_scale_of(row, grad_scale, grad_scale_rows)
             x = logits[row]
             if not from_logits:
@@ -342,6 +370,7 @@ def sparse_rows(
             row_loss[row] = loss
             block_total += loss
         block_sums[block] = block_total
+        block_weights[block] = block_weight
         if grad is not None and across_rows is not None:
             # The rows' logits were all read above; now the block's softmax, then each row's label terms.
             log_sum_rounded = log_sum.astype(logits.dtype)
@@ -354,7 +383,7 @@ def sparse_rows(
                 label_weight = class_weight_of(label, class_weight)
                 grad_coef = sample_weight_of(row, sample_weight) * grad_scale_of(row, grad_scale, grad_scale_rows)
                 _sparse_grad_fixups(grad[row], label, class_weight, label_weight, smoothing, grad_coef)
-    return sum_in_order(block_sums)
+    return sum_in_order(block_sums), sum_in_order(block_weights)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -391,7 +420,7 @@ def _dense_row(x, targets, grad, row, class_weight, smoothing, grad_coef):
 def dense_rows(logits, targets, class_weight, sample_weight, smoothing, grad_scale, grad_scale_rows, row_loss, grad):
     """Per-row losses of probability targets into ``row_loss``; the gradient into ``grad`` unless it is None."""
     n_rows = logits.shape[0]
-    block_sums = np.zeros(n_blocks(n_rows))
+    block_sums = np.empty(n_blocks(n_rows))
     for block in prange(block_sums.shape[0]):
         block_total = 0.0
         for row in range(block * ROWS_PER_BLOCK, min(n_rows, (block + 1) * ROWS_PER_BLOCK)):
@@ -417,7 +446,7 @@ def bce_rows(logits, targets, pos_weight, weight, grad_scale, grad_scale_element
     "none") and ``grad`` are written unless None.
     """
     n_rows, n_classes = logits.shape
-    block_sums = np.zeros(n_blocks(n_rows))
+    block_sums = np.empty(n_blocks(n_rows))
     for block in prange(block_sums.shape[0]):
         block_total = 0.0
         for row in range(block * ROWS_PER_BLOCK, min(n_rows, (block + 1) * ROWS_PER_BLOCK)):
@@ -475,7 +504,7 @@ def softmax_rows(logits, out, log):
         if is_short(logits):
             short_rows_stats(logits[first:last], row_max, log_sum)
             if not log:
-                ones = np.ones(last - first, logits.dtype)
+                ones = np.full(last - first, 1.0, logits.dtype)
                 rows_softmax_scaled(logits[first:last], row_max, log_sum.astype(logits.dtype), ones, out[first:last])
                 continue
         for row in range(first, last):
@@ -485,9 +514,7 @@ def softmax_rows(logits, out, log):
                 row_max[i], row_sum = row_max_sum_exp(x, int_bits(x))
                 log_sum[i] = math.log(row_sum)
             if log:
-                shift = like(x, log_sum[i])
-                for c in range(x.shape[0]):
-                    out[row, c] = (x[c] - row_max[i]) - shift
+                log_softmax_row(x, row_max[i], log_sum[i], out[row])
             else:
                 softmax_scaled_row(x, row_max[i], log_sum[i], 1.0, out[row])
 

@@ -34,17 +34,20 @@ def _run(rows, flat_labels, reduction, options, grad_output, want_grad, out):
     scale, scale_rows = _prepare.grad_output_scale(grad_output, reduction, rows.batch_shape)
     if want_grad:
         _prepare.check_out(out, rows)
+    across_rows = _kernels.across_rows_marker(rows.data) if options[-1] else None  # options[-1]: from_logits
+    block_rows = _kernels.ROWS_PER_BLOCK if across_rows is None else _kernels.SHORT_ROWS_PER_BLOCK
+    grad, copy_to_out = _prepare.result_rows(out, rows, rows.data) if want_grad else (None, False)
+    row_loss = np.empty(rows.data.shape[0])
     with _prepare.parallel_guard():
-        denominator = 1.0
-        if reduction == "mean":
-            denominator = _kernels.total_row_weight(flat_labels, class_weight, sample_weight, ignore_index)
+        if want_grad and reduction == "mean":
+            # The gradient's scale needs the mean's denominator before the kernel runs; the forward alone gets it
+            # from the kernel (one parallel launch fewer). Both add it in the same blocks, to the same bits.
+            denominator = _kernels.total_row_weight(flat_labels, class_weight, sample_weight, ignore_index, block_rows)
             # All rows ignored: the mean is 0 and so is its gradient (PyTorch gives nan).
             scale = scale / denominator if denominator != 0.0 else 0.0
-        grad, copy_to_out = _prepare.result_rows(out, rows, rows.data) if want_grad else (None, False)
-        row_loss = np.empty(rows.data.shape[0])
-        from_logits = options[-1]
-        across_rows = _kernels.across_rows_marker(rows.data) if from_logits else None
-        total = _kernels.sparse_rows(rows.data, flat_labels, *options, across_rows, scale, scale_rows, row_loss, grad)
+        total, denominator = _kernels.sparse_rows(
+            rows.data, flat_labels, *options, across_rows, scale, scale_rows, row_loss, grad
+        )
     loss = _prepare.reduce_losses(row_loss, total, denominator, reduction, rows.batch_shape, rows.dtype)
     return loss, (_prepare.finish(grad, copy_to_out, out, rows) if want_grad else None)
 
