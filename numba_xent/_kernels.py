@@ -5,8 +5,8 @@ per-row ``grad_output``, the gradient itself) is ``None``: Numba compiles a sepa
 and prunes the branches that test ``is None`` before typing, so a call compiles and runs only the code it uses
 (the forward pass alone compiles in about a quarter of the time of the kernel with every path).
 
-Every loss kernel reduces over rows in fixed blocks of ``ROWS_PER_BLOCK`` rows (``prange`` over blocks, a serial sum inside each block, then the block
-sums added in order), so the bits of a mean or sum do not depend on the thread count.
+Every loss kernel reduces over rows in fixed blocks of rows (``prange`` over blocks, a serial sum inside each block,
+then the block sums added in order), so the bits of a mean or sum do not depend on the thread count.
 """
 
 import math
@@ -122,24 +122,56 @@ def total_row_weight(labels, class_weight, sample_weight, ignore_index, block_ro
         total = 0.0
         for row in range(block * block_rows, min(n_rows, (block + 1) * block_rows)):
             label = labels[row]
-            if label != ignore_index:
+            if label != ignore_index and 0 <= label < class_count(class_weight, label):
                 total += row_weight(label, row, class_weight, sample_weight)
         block_sums[block] = total
     return sum_in_order(block_sums)
 
 
-@njit(**EXACT)
 def class_weight_of(label, class_weight):
-    if class_weight is None:
-        return 1.0
-    return class_weight[label]
+    """class_weight[label], or 1.0 when class_weight is None (@njit only, inlined)."""
+    raise NotImplementedError
+
+
+def sample_weight_of(row, sample_weight):
+    """sample_weight[row], or 1.0 when sample_weight is None (@njit only, inlined)."""
+    raise NotImplementedError
+
+
+def grad_scale_of(row, grad_scale, grad_scale_rows):
+    """grad_scale_rows[row], or the scalar grad_scale when grad_scale_rows is None (@njit only, inlined)."""
+    raise NotImplementedError
+
+
+# These three run once per row: overloads pick the implementation from the argument's type and are inlined, where
+# a plain @njit helper stays a call taking each array as seven scalars (it cost ~10 ns a row at 10 classes).
+@overload(class_weight_of, inline="always", jit_options=EXACT)
+def _class_weight_of_overload(label, class_weight):
+    if isinstance(class_weight, types.NoneType):
+        return lambda label, class_weight: 1.0
+    return lambda label, class_weight: class_weight[label]
+
+
+@overload(sample_weight_of, inline="always", jit_options=EXACT)
+def _sample_weight_of_overload(row, sample_weight):
+    if isinstance(sample_weight, types.NoneType):
+        return lambda row, sample_weight: 1.0
+    return lambda row, sample_weight: sample_weight[row]
+
+
+@overload(grad_scale_of, inline="always", jit_options=EXACT)
+def _grad_scale_of_overload(row, grad_scale, grad_scale_rows):
+    if isinstance(grad_scale_rows, types.NoneType):
+        return lambda row, grad_scale, grad_scale_rows: grad_scale
+    return lambda row, grad_scale, grad_scale_rows: grad_scale_rows[row]
 
 
 @njit(**EXACT)
-def sample_weight_of(row, sample_weight):
-    if sample_weight is None:
-        return 1.0
-    return sample_weight[row]
+def class_count(class_weight, label):
+    """Labels below this are safe to gather from class_weight (sparse_rows reports the bad ones)."""
+    if class_weight is None:
+        return label + 1
+    return class_weight.shape[0]
 
 
 @njit(**EXACT)
@@ -159,27 +191,41 @@ def grad_scale_of(row, grad_scale, grad_scale_rows):
 
 
 @njit(**EXACT)
-def _sparse_row_loss(x, label, class_weight, label_weight, smoothing, z_loss, row_max, log_sum):
+def _smoothing_terms(x, class_weight, row_max, log_sum):
+    """(sum_c w_c (lse - x_c), W = sum_c w_c) of one row, for label smoothing."""
+    total_class_weight = np.float64(x.shape[0])
+    if class_weight is not None:
+        total_class_weight = 0.0
+        for c in range(x.shape[0]):
+            total_class_weight += class_weight[c]
+    return total_class_weight * log_sum + weighted_gap_sum(x, row_max, class_weight), total_class_weight
+
+
+def sparse_row_loss(x, label, class_weight, label_weight, smoothing, z_loss, row_max, log_sum):
     """Loss of one row from its softmax statistics, and the coefficient of softmax(x) in its gradient.
 
     loss = (1-eps) w_y (lse - x_y) + (eps/C) sum_c w_c (lse - x_c) + z w_y lse^2, so
     d/dx_c = p_c [(1-eps) w_y + (eps/C) W + 2 z w_y lse] - (1-eps) w_y [c == y] - (eps/C) w_c,  W = sum_c w_c.
+    (@njit only; inlined: it runs once per row, and as a call it cost more than the row at 10 classes.)
     """
-    n_classes = x.shape[0]
-    lse = np.float64(row_max) + log_sum
-    # lse - x_y as (max - x_y) + log_sum: with a large common offset, max + log_sum would round log_sum away.
-    nll = (np.float64(row_max) - np.float64(x[label])) + log_sum
-    loss = (1.0 - smoothing) * label_weight * nll + z_loss * label_weight * lse * lse
-    softmax_coef = (1.0 - smoothing) * label_weight + 2.0 * z_loss * label_weight * lse
-    if smoothing != 0.0:
-        total_class_weight = np.float64(n_classes)
-        if class_weight is not None:
-            total_class_weight = 0.0
-            for c in range(n_classes):
-                total_class_weight += class_weight[c]
-        loss += smoothing / n_classes * (total_class_weight * log_sum + weighted_gap_sum(x, row_max, class_weight))
-        softmax_coef += smoothing / n_classes * total_class_weight
-    return loss, softmax_coef
+    raise NotImplementedError
+
+
+@overload(sparse_row_loss, inline="always", jit_options=EXACT)
+def _sparse_row_loss_overload(x, label, class_weight, label_weight, smoothing, z_loss, row_max, log_sum):
+    def impl(x, label, class_weight, label_weight, smoothing, z_loss, row_max, log_sum):
+        lse = np.float64(row_max) + log_sum
+        # lse - x_y as (max - x_y) + log_sum: with a large common offset, max + log_sum would round log_sum away.
+        nll = (np.float64(row_max) - np.float64(x[label])) + log_sum
+        loss = (1.0 - smoothing) * label_weight * nll + z_loss * label_weight * lse * lse
+        softmax_coef = (1.0 - smoothing) * label_weight + 2.0 * z_loss * label_weight * lse
+        if smoothing != 0.0:
+            smooth_loss, total_class_weight = _smoothing_terms(x, class_weight, row_max, log_sum)
+            loss += smoothing / x.shape[0] * smooth_loss
+            softmax_coef += smoothing / x.shape[0] * total_class_weight
+        return loss, softmax_coef
+
+    return impl
 
 
 @njit(**EXACT)
@@ -322,12 +368,18 @@ def sparse_rows(
     gradient of row i is scaled by ``grad_scale_rows[i]`` (if not None) or by ``grad_scale``. With ``across_rows``
     None (long rows, or ``from_logits`` False): statistics, loss and gradient row by row, so the gradient pass
     reads the row from L1/L2. With ``across_rows=ACROSS_ROWS`` (short rows, see ``is_short``): statistics and
-    softmax of a whole block with SIMD across rows. Returns the sum of the row losses and the sum of the kept rows' weights (the denominator of the mean), each added in fixed blocks.
+    softmax of a whole block with SIMD across rows.
+
+    Returns the sum of the row losses and the sum of the kept rows' weights (the denominator of the mean), each
+    added in fixed blocks, and the first row whose label is outside [0, C) and not ``ignore_index`` (-1 if none).
+    Such rows are skipped, never indexed; the caller raises, and discards what was written. (Callers that write a
+    user's ``out=`` buffer check the labels first with ``first_bad_label``.)
     """
-    n_rows = logits.shape[0]
+    n_rows, n_classes = logits.shape
     block_rows = ROWS_PER_BLOCK if across_rows is None else SHORT_ROWS_PER_BLOCK
     block_sums = np.empty(n_blocks(n_rows, block_rows))
     block_weights = np.empty(n_blocks(n_rows, block_rows))
+    block_bad_rows = np.empty(n_blocks(n_rows, block_rows), np.intp)
     for block in prange(block_sums.shape[0]):
         first = block * block_rows
         last = min(n_rows, first + block_rows)
@@ -338,10 +390,13 @@ def sparse_rows(
             short_rows_stats(logits[first:last], row_max, log_sum)
         block_total = 0.0
         block_weight = 0.0
+        bad_row = -1
         for row in range(first, last):
             i = row - first
             label = labels[row]
-            if label == ignore_index:
+            if label == ignore_index or label < 0 or label >= n_classes:
+                if label != ignore_index and bad_row < 0:
+                    bad_row = row
                 row_loss[row] = 0.0
                 if grad is not None:
                     grad[row, :] = 0
@@ -359,7 +414,7 @@ def sparse_rows(
                 if across_rows is None:
                     row_max[i], row_sum = row_max_sum_exp(x, int_bits(x))
                     log_sum[i] = math.log(row_sum)
-                loss, coef = _sparse_row_loss(
+                loss, coef = sparse_row_loss(
                     x, label, class_weight, label_weight, smoothing, z_loss, row_max[i], log_sum[i]
                 )
                 loss *= sample_scale
@@ -371,19 +426,29 @@ def sparse_rows(
             block_total += loss
         block_sums[block] = block_total
         block_weights[block] = block_weight
+        block_bad_rows[block] = bad_row
         if grad is not None and across_rows is not None:
             # The rows' logits were all read above; now the block's softmax, then each row's label terms.
             log_sum_rounded = log_sum.astype(logits.dtype)
             rows_softmax_scaled(logits[first:last], row_max, log_sum_rounded, softmax_coef, grad[first:last])
             for row in range(first, last):
                 label = labels[row]
-                if label == ignore_index:
+                if label == ignore_index or label < 0 or label >= n_classes:
                     grad[row, :] = 0
                     continue
                 label_weight = class_weight_of(label, class_weight)
                 grad_coef = sample_weight_of(row, sample_weight) * grad_scale_of(row, grad_scale, grad_scale_rows)
                 _sparse_grad_fixups(grad[row], label, class_weight, label_weight, smoothing, grad_coef)
-    return sum_in_order(block_sums), sum_in_order(block_weights)
+    return sum_in_order(block_sums), sum_in_order(block_weights), first_valid(block_bad_rows)
+
+
+@njit(**EXACT)
+def first_valid(block_rows):
+    """The first entry that is not -1, or -1."""
+    for block in range(block_rows.shape[0]):
+        if block_rows[block] >= 0:
+            return block_rows[block]
+    return -1
 
 
 # ---------------------------------------------------------------------------------------------------------------

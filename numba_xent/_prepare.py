@@ -62,8 +62,11 @@ def as_rows(x, axis: int = -1, name: str = "logits") -> Rows:
     return Rows(data, axis, x.shape, x.dtype)
 
 
-def labels_as_rows(labels, rows: Rows, ignore_index) -> np.ndarray:
-    """Flat ``intp`` labels, one per row, each in [0, n_classes) or equal to ignore_index."""
+def labels_as_rows(labels, rows: Rows, ignore_index, check_range: bool = True) -> np.ndarray:
+    """Flat ``intp`` labels, one per row, each in [0, n_classes) or equal to ignore_index.
+
+    ``check_range=False`` leaves the range check to a kernel that reports the first bad row (``raise_bad_label``).
+    """
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must be an array of integers, got dtype {labels.dtype}")
@@ -76,10 +79,16 @@ def labels_as_rows(labels, rows: Rows, ignore_index) -> np.ndarray:
         # Casting would wrap these to negative numbers; they are out of range for any class count anyway.
         _raise_bad_label(labels, int(np.argmax(labels.ravel() > INT64_MAX)), rows, ignore_index)
     flat = np.ascontiguousarray(labels, dtype=np.intp).reshape(-1)
-    bad = _kernels.first_bad_label(flat, rows.n_classes, ignore_index)
-    if bad >= 0:
-        _raise_bad_label(labels, bad, rows, ignore_index)
+    if check_range:
+        bad = _kernels.first_bad_label(flat, rows.n_classes, ignore_index)
+        if bad >= 0:
+            _raise_bad_label(labels, bad, rows, ignore_index)
     return flat
+
+
+def raise_bad_label(labels, flat_index, rows, ignore_index):
+    """Raise the ValueError for the label at ``flat_index`` of ``labels`` (after a kernel found it)."""
+    _raise_bad_label(np.asarray(labels), flat_index, rows, ignore_index)
 
 
 def _raise_bad_label(labels, flat_index, rows, ignore_index):

@@ -20,6 +20,7 @@ import llvmlite.binding as ll
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
+from numba.core import cgutils
 from numba.extending import intrinsic, overload
 
 # Numba options, set once for the package. No blanket fastmath: NaN and inf behaviour is part of the contract.
@@ -415,10 +416,14 @@ def _prefetch_address(typingctx, address):
 
     def codegen(context, builder, signature, args):
         pointer = builder.inttoptr(args[0], ir.IntType(8).as_pointer())
-        prefetch = builder.module.declare_intrinsic("llvm.prefetch", [pointer.type])
+        i32 = ir.IntType(32)
+        prefetch_type = ir.FunctionType(ir.VoidType(), [pointer.type, i32, i32, i32])
+        prefetch = cgutils.get_or_insert_function(builder.module, prefetch_type, "llvm.prefetch.p0")
         # (address, read, high temporal locality, data cache)
-        builder.call(prefetch, [pointer, ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), 3),
-                                ir.Constant(ir.IntType(32), 1)])
+        builder.call(
+            prefetch,
+            [pointer, ir.Constant(ir.IntType(32), 0), ir.Constant(ir.IntType(32), 3), ir.Constant(ir.IntType(32), 1)],
+        )
         return context.get_dummy_value()
 
     return types.none(address), codegen

@@ -10,7 +10,17 @@ __all__ = ["sparse_cross_entropy", "sparse_cross_entropy_grad", "sparse_cross_en
 
 
 def _prepare_sparse(
-    logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss, from_logits
+    logits,
+    labels,
+    axis,
+    class_weight,
+    sample_weight,
+    ignore_index,
+    reduction,
+    label_smoothing,
+    z_loss,
+    from_logits,
+    out=None,
 ):
     rows = _prepare.as_rows(logits, axis)
     ignore_index = _prepare.check_ignore_index(ignore_index)
@@ -19,7 +29,9 @@ def _prepare_sparse(
     z_loss = _prepare.check_non_negative(z_loss, "z_loss")
     if not from_logits and z_loss != 0.0:
         raise ValueError("z_loss penalises the log-sum-exp of logits; it cannot be used with from_logits=False")
-    flat_labels = _prepare.labels_as_rows(labels, rows, ignore_index)
+    # Labels out of range are found by the kernel (a pass over the labels fewer), unless a user's out= buffer would
+    # be written before the kernel could report them.
+    flat_labels = _prepare.labels_as_rows(labels, rows, ignore_index, check_range=out is not None)
     class_weight = _prepare.weights(
         class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes"
     )
@@ -45,9 +57,11 @@ def _run(rows, flat_labels, reduction, options, grad_output, want_grad, out):
             denominator = _kernels.total_row_weight(flat_labels, class_weight, sample_weight, ignore_index, block_rows)
             # All rows ignored: the mean is 0 and so is its gradient (PyTorch gives nan).
             scale = scale / denominator if denominator != 0.0 else 0.0
-        total, denominator = _kernels.sparse_rows(
+        total, denominator, bad_row = _kernels.sparse_rows(
             rows.data, flat_labels, *options, across_rows, scale, scale_rows, row_loss, grad
         )
+    if bad_row >= 0:
+        _prepare.raise_bad_label(flat_labels.reshape(rows.batch_shape), bad_row, rows, ignore_index)
     loss = _prepare.reduce_losses(row_loss, total, denominator, reduction, rows.batch_shape, rows.dtype)
     return loss, (_prepare.finish(grad, copy_to_out, out, rows) if want_grad else None)
 
@@ -191,6 +205,7 @@ def sparse_cross_entropy_grad(
         label_smoothing,
         z_loss,
         from_logits,
+        out,
     )
     return _run(rows, flat_labels, reduction, options, grad_output, True, out)[1]
 
@@ -243,5 +258,6 @@ def sparse_cross_entropy_with_grad(
         label_smoothing,
         z_loss,
         from_logits,
+        out,
     )
     return _run(rows, flat_labels, reduction, options, 1.0, True, out)
