@@ -24,7 +24,6 @@ from ._vecmath import (
     prefer_wide_vectors,
     row_max_sum_exp,
     rows_max_sum_exp,
-    rows_softmax_scaled,
 )
 
 ROWS_PER_BLOCK = 64
@@ -229,33 +228,58 @@ def _sparse_row_loss_overload(x, label, class_weight, label_weight, smoothing, z
 
 
 @njit(**EXACT)
-def _sparse_grad_fixups(grad, label, class_weight, label_weight, smoothing, grad_coef):
-    """Subtract the non-softmax terms of a row's gradient: the label's and label smoothing's."""
-    if smoothing != 0.0:
-        smooth_coef = grad_coef * smoothing / grad.shape[0]
-        if class_weight is None:
-            uniform = like(grad, smooth_coef)
-            for c in range(grad.shape[0]):
-                grad[c] -= uniform
-        else:
-            for c in range(grad.shape[0]):
-                grad[c] -= like(grad, smooth_coef * class_weight[c])
-    grad[label] -= like(grad, grad_coef * (1.0 - smoothing) * label_weight)
+def _subtract_smoothing(grad, class_weight, smooth_coef):
+    if class_weight is None:
+        uniform = like(grad, smooth_coef)
+        for c in range(grad.shape[0]):
+            grad[c] -= uniform
+    else:
+        for c in range(grad.shape[0]):
+            grad[c] -= like(grad, smooth_coef * class_weight[c])
 
 
-@njit(**EXACT)
-def softmax_scaled_row(x, row_max, log_sum, coef, out):
+def sparse_grad_fixups(grad, label, class_weight, label_weight, smoothing, grad_coef):
+    """Subtract the non-softmax terms of a row's gradient: the label's and label smoothing's (@njit only; inlined,
+    as it runs once per row)."""
+    raise NotImplementedError
+
+
+@overload(sparse_grad_fixups, inline="always", jit_options=EXACT)
+def _sparse_grad_fixups_overload(grad, label, class_weight, label_weight, smoothing, grad_coef):
+    def impl(grad, label, class_weight, label_weight, smoothing, grad_coef):
+        if smoothing != 0.0:
+            _subtract_smoothing(grad, class_weight, grad_coef * smoothing / grad.shape[0])
+        grad[label] -= like(grad, grad_coef * (1.0 - smoothing) * label_weight)
+
+    return impl
+
+
+def _softmax_scaled_row(x, row_max, log_sum, coef, out):
     """out[c] = coef * exp((x[c] - max) - log_sum) in the row's dtype; ``out`` may be ``x`` (in place)."""
     prefer_wide_vectors()
-    coef = like(x, coef)
+    scale = like(x, coef)
     shift = like(x, log_sum)
     if out.ctypes.data == x.ctypes.data:
         # In place through one array: with two, LLVM's overlap check fails and it runs the scalar loop (3-4x slower).
         for c in range(out.shape[0]):
-            out[c] = coef * exp_nonpositive((out[c] - row_max) - shift)
+            out[c] = scale * exp_nonpositive((out[c] - row_max) - shift)
     else:
         for c in range(x.shape[0]):
-            out[c] = coef * exp_nonpositive((x[c] - row_max) - shift)
+            out[c] = scale * exp_nonpositive((x[c] - row_max) - shift)
+
+
+# One source, two ways to compile it: a call for long rows (inlining it into the big kernel measured ~5% slower
+# in place at 8192x32000), inlined for short rows, where the call costs more than the row.
+softmax_scaled_row = njit(**EXACT)(_softmax_scaled_row)
+
+
+def softmax_scaled_short_row(x, row_max, log_sum, coef, out):
+    raise NotImplementedError
+
+
+@overload(softmax_scaled_short_row, inline="always", jit_options=EXACT)
+def _softmax_scaled_short_row_overload(x, row_max, log_sum, coef, out):
+    return _softmax_scaled_row
 
 
 @njit(**EXACT)
@@ -421,24 +445,25 @@ def sparse_rows(
                 softmax_coef[i] = like(logits, grad_coef * coef)
                 if grad is not None and across_rows is None:
                     softmax_scaled_row(x, row_max[i], log_sum[i], grad_coef * coef, grad[row])
-                    _sparse_grad_fixups(grad[row], label, class_weight, label_weight, smoothing, grad_coef)
+                    sparse_grad_fixups(grad[row], label, class_weight, label_weight, smoothing, grad_coef)
             row_loss[row] = loss
             block_total += loss
         block_sums[block] = block_total
         block_weights[block] = block_weight
         block_bad_rows[block] = bad_row
         if grad is not None and across_rows is not None:
-            # The rows' logits were all read above; now the block's softmax, then each row's label terms.
-            log_sum_rounded = log_sum.astype(logits.dtype)
-            rows_softmax_scaled(logits[first:last], row_max, log_sum_rounded, softmax_coef, grad[first:last])
+            # The rows' logits were all read above (in place is safe); now each row's gradient. Along the row, not
+            # across rows: measured 0.57 vs 0.79 ms (65536x10) and 0.19 vs 0.54 ms (20480x32) for the tile helper.
             for row in range(first, last):
                 label = labels[row]
                 if label == ignore_index or label < 0 or label >= n_classes:
                     grad[row, :] = 0
                     continue
+                i = row - first
                 label_weight = class_weight_of(label, class_weight)
                 grad_coef = sample_weight_of(row, sample_weight) * grad_scale_of(row, grad_scale, grad_scale_rows)
-                _sparse_grad_fixups(grad[row], label, class_weight, label_weight, smoothing, grad_coef)
+                softmax_scaled_short_row(logits[row], row_max[i], log_sum[i], softmax_coef[i], grad[row])
+                sparse_grad_fixups(grad[row], label, class_weight, label_weight, smoothing, grad_coef)
     return sum_in_order(block_sums), sum_in_order(block_weights), first_valid(block_bad_rows)
 
 
@@ -568,10 +593,6 @@ def softmax_rows(logits, out, log):
         log_sum = np.empty(last - first)
         if is_short(logits):
             short_rows_stats(logits[first:last], row_max, log_sum)
-            if not log:
-                ones = np.full(last - first, 1.0, logits.dtype)
-                rows_softmax_scaled(logits[first:last], row_max, log_sum.astype(logits.dtype), ones, out[first:last])
-                continue
         for row in range(first, last):
             x = logits[row]
             i = row - first
@@ -580,6 +601,8 @@ def softmax_rows(logits, out, log):
                 log_sum[i] = math.log(row_sum)
             if log:
                 log_softmax_row(x, row_max[i], log_sum[i], out[row])
+            elif is_short(logits):
+                softmax_scaled_short_row(x, row_max[i], log_sum[i], 1.0, out[row])
             else:
                 softmax_scaled_row(x, row_max[i], log_sum[i], 1.0, out[row])
 

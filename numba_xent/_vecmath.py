@@ -263,7 +263,7 @@ def row_max_sum_exp(row, row_bits):
 # take their length from the scratch arrays' shape (not this constant): with a constant trip count LLVM unrolls them
 # fully before the loop vectoriser runs, and Numba runs no SLP vectoriser, so they would stay scalar.
 TILE_ROWS = 64
-# Use rows_max_sum_exp / rows_softmax_scaled when n_classes * itemsize <= this (C <= 128 float32, C <= 64 float64):
+# Use rows_max_sum_exp when n_classes * itemsize <= this (C <= 128 float32, C <= 64 float64):
 # measured crossover with row_max_sum_exp; beyond it the (C, 64) tile outgrows L1 and the per-lane float32 sums get
 # long. Call them on chunks of >= 256 rows: each call allocates its scratch (~0.2 us per call).
 ROWS_HELPER_MAX_BYTES = 512
@@ -342,38 +342,6 @@ def rows_max_sum_exp(block, out_max, out_sum):
         for r in range(rows):
             out_max[r0 + r] = lane_max[r]
             out_sum[r0 + r] = np.float64(lane_sum[r])
-
-
-@njit(**EXACT)
-def rows_softmax_scaled(block, row_max, log_sum, coef, out):
-    """out[r, c] = coef[r] * exp((block[r, c] - row_max[r]) - log_sum[r]), vectorised across rows.
-
-    block, out: (R, C) C-contiguous of one float dtype (out may be block itself: each tile is copied first).
-    row_max, log_sum, coef: length-R arrays of the row dtype (row_max as from rows_max_sum_exp, log_sum =
-    log(out_sum) rounded to the row dtype). The arithmetic is exactly the per-row
-    ``coef * exp_nonpositive((x - row_max) - log_sum)`` in the row dtype, so results match the long-row path.
-    """
-    prefer_wide_vectors()
-    n_rows, n_classes = block.shape
-    tile = np.empty((n_classes, TILE_ROWS), block.dtype)
-    lane_max = np.zeros(TILE_ROWS, block.dtype)
-    lane_shift = np.zeros(TILE_ROWS, block.dtype)
-    lane_coef = np.zeros(TILE_ROWS, block.dtype)
-    lanes = lane_max.shape[0]
-    for r0 in range(0, n_rows, lanes):
-        rows = _load_tile(block, r0, tile)
-        for r in range(rows):
-            lane_max[r] = row_max[r0 + r]
-            lane_shift[r] = log_sum[r0 + r]
-            lane_coef[r] = coef[r0 + r]
-        for c in range(n_classes):
-            values = tile[c]
-            for r in range(lanes):
-                values[r] = lane_coef[r] * exp_nonpositive((values[r] - lane_max[r]) - lane_shift[r])
-        for r in range(rows):
-            dst = out[r0 + r]
-            for c in range(n_classes):
-                dst[c] = tile[c, r]
 
 
 @njit(inline="always", **EXACT)
