@@ -173,7 +173,7 @@ def check_out(out, rows: Rows, name: str = "out") -> None:
         raise ValueError(f"{name} is read-only")
 
 
-def result_rows(out, rows: Rows, source) -> tuple[np.ndarray, bool]:
+def result_rows(out, rows: Rows) -> tuple[np.ndarray, bool]:
     """A ``(rows, classes)`` buffer for a kernel to write, and whether it must be copied into ``out`` after.
 
     The kernel writes ``out`` directly when ``out`` already has the kernel's layout and dtype and either does not

@@ -40,7 +40,7 @@ def _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_
         scale = scale / n_rows if n_rows else 0.0
     if want_grad:
         _prepare.check_out(out, rows)
-    grad, copy_to_out = _prepare.result_rows(out, rows, rows.data) if want_grad else (None, False)
+    grad, copy_to_out = _prepare.result_rows(out, rows) if want_grad else (None, False)
     row_loss = np.empty(n_rows)
     with _prepare.parallel_guard():
         total = _kernels.dense_rows(
@@ -165,7 +165,7 @@ def _bce(logits, targets, pos_weight, weight, reduction, grad_output, want_grad,
         scale = scale / n_elements if n_elements else 0.0
     if want_grad:
         _prepare.check_out(out, rows)
-    grad, copy_to_out = _prepare.result_rows(out, rows, rows.data) if want_grad else (None, False)
+    grad, copy_to_out = _prepare.result_rows(out, rows) if want_grad else (None, False)
     element_loss = np.empty(rows.data.shape) if reduction == "none" and not want_grad else None
     with _prepare.parallel_guard():
         total = _kernels.bce_rows(rows.data, target_rows, pos_weight, weight, scale, scale_elements, element_loss, grad)

@@ -12,7 +12,7 @@ __all__ = ["log_softmax", "softmax", "logsumexp"]
 def _softmax(x, axis, out, log):
     rows = _prepare.as_rows(x, axis, name="x")
     _prepare.check_out(out, rows)
-    result, copy_to_out = _prepare.result_rows(out, rows, rows.data)
+    result, copy_to_out = _prepare.result_rows(out, rows)
     with _prepare.parallel_guard():
         _kernels.softmax_rows(rows.data, result, log)
     return _prepare.finish(result, copy_to_out, out, rows)

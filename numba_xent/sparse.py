@@ -48,7 +48,7 @@ def _run(rows, flat_labels, reduction, options, grad_output, want_grad, out):
         _prepare.check_out(out, rows)
     across_rows = _kernels.across_rows_marker(rows.data) if options[-1] else None  # options[-1]: from_logits
     block_rows = _kernels.ROWS_PER_BLOCK if across_rows is None else _kernels.SHORT_ROWS_PER_BLOCK
-    grad, copy_to_out = _prepare.result_rows(out, rows, rows.data) if want_grad else (None, False)
+    grad, copy_to_out = _prepare.result_rows(out, rows) if want_grad else (None, False)
     row_loss = np.empty(rows.data.shape[0])
     with _prepare.parallel_guard():
         if want_grad and reduction == "mean":
