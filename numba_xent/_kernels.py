@@ -436,8 +436,7 @@ def sparse_rows(
                 )
             else:
                 if across_rows is None:
-                    row_max[i], row_sum = row_max_sum_exp(x, int_bits(x))
-                    log_sum[i] = math.log(row_sum)
+                    row_max[i], log_sum[i], _ = row_stats(x)
                 loss, coef = sparse_row_loss(
                     x, label, class_weight, label_weight, smoothing, z_loss, row_max[i], log_sum[i]
                 )
@@ -577,8 +576,7 @@ def block_stats(block, row_max, log_sum):
         short_rows_stats(block, row_max, log_sum)
     else:
         for r in range(block.shape[0]):
-            row_max[r], row_sum = row_max_sum_exp(block[r], int_bits(block[r]))
-            log_sum[r] = math.log(row_sum)
+            row_max[r], log_sum[r], _ = row_stats(block[r])
 
 
 @njit(**PARALLEL)
@@ -586,7 +584,7 @@ def softmax_rows(logits, out, log):
     """softmax (or log_softmax if ``log``) of each row into ``out``, which may be ``logits`` itself."""
     n_rows = logits.shape[0]
     block_rows = rows_per_block(logits)
-    for block in prange((n_rows + block_rows - 1) // block_rows):
+    for block in prange(n_blocks(n_rows, block_rows)):
         first = block * block_rows
         last = min(n_rows, first + block_rows)
         row_max = np.empty(last - first, logits.dtype)
@@ -597,8 +595,7 @@ def softmax_rows(logits, out, log):
             x = logits[row]
             i = row - first
             if not is_short(logits):
-                row_max[i], row_sum = row_max_sum_exp(x, int_bits(x))
-                log_sum[i] = math.log(row_sum)
+                row_max[i], log_sum[i], _ = row_stats(x)
             if log:
                 log_softmax_row(x, row_max[i], log_sum[i], out[row])
             elif is_short(logits):
@@ -612,7 +609,7 @@ def logsumexp_rows(logits, out):
     """log(sum(exp(row))) of each row into ``out`` (float64)."""
     n_rows = logits.shape[0]
     block_rows = rows_per_block(logits)
-    for block in prange((n_rows + block_rows - 1) // block_rows):
+    for block in prange(n_blocks(n_rows, block_rows)):
         first = block * block_rows
         last = min(n_rows, first + block_rows)
         row_max = np.empty(last - first, logits.dtype)
