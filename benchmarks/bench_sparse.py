@@ -1,27 +1,11 @@
 """Timings of the integer-label losses: forward, fused forward+grad, grad alone, in place; and the read floor."""
 
 import numba
-import numpy as np
-from numba import njit, prange
 
 import numba_xent
 
+from ._floors import read_floor
 from ._shapes import SHAPES, make_inputs
-
-
-# The read floor: every thread summing its rows (vectorised thanks to reassoc). Timed next to the losses so a
-# slower machine or a noisy neighbour shows up as a slower floor rather than as a regression of ours.
-@njit(parallel=True, nogil=True, fastmath={"reassoc"})
-def _row_sums(logits, zero):
-    n_rows, n_classes = logits.shape
-    sums = np.empty(n_rows, dtype=logits.dtype)
-    for row in prange(n_rows):
-        values = logits[row]
-        total = zero
-        for col in range(n_classes):
-            total += values[col]
-        sums[row] = total
-    return sums
 
 
 class SparseCrossEntropy:
@@ -33,8 +17,6 @@ class SparseCrossEntropy:
 
     def setup(self, shape):
         self.logits, self.labels, self.options = make_inputs(shape)
-        self.rows = self.logits.reshape(-1, self.logits.shape[-1])
-        self.zero = self.logits.dtype.type(0)
         # In place overwrites its buffer with the gradient; later calls read gradients as logits, which costs
         # the same (no branch of the kernels depends on the values of finite logits).
         self.work = self.logits.copy()
@@ -46,7 +28,7 @@ class SparseCrossEntropy:
         self.time_read_floor(shape)
 
     def time_read_floor(self, shape):
-        _row_sums(self.rows, self.zero)
+        read_floor(self.logits)
 
     def time_forward(self, shape):
         numba_xent.sparse_cross_entropy(self.logits, self.labels, **self.options)

@@ -3,8 +3,7 @@
 The children import the same numba_xent as the benchmark process (asv may have put the commit under test first on
 sys.path through ASV_PYTHONPATH, see .ci/asv-add-commit.sh): its parent directory is passed as argv[1] and put
 first on sys.path, and they start in a temporary directory so nothing in the current directory shadows it.
-This suite repeats what ``numba_xent._bench`` measures instead of importing it, so that it runs unchanged against
-every commit of the history, including those older than ``_bench``.
+It measures what the startup section of ``python -m benchmarks.table`` measures, with asv's repeats.
 """
 
 import os

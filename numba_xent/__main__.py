@@ -1,16 +1,14 @@
-"""``python -m numba_xent``: self-check and a short timing table; ``python -m numba_xent bench``: the benchmark."""
+"""``python -m numba_xent``: every public function against a float64 NumPy reference, then a short timing table.
+
+The benchmark tables of the README come from ``python -m benchmarks.table``, run from a clone of the repository.
+"""
 
 import sys
 
+from ._selfcheck import self_check, timing_table
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:
-        from ._bench import main as bench_main
 
-        return bench_main(argv[1:]) or 0
-    from ._selfcheck import self_check, timing_table
-
+def main(argv: list[str] | None = None) -> int:
     if not self_check():
         print("self-check FAILED")
         return 1

@@ -7,13 +7,12 @@ Everything here runs before any output buffer is written, so a bad input leaves 
 from __future__ import annotations
 
 import numbers
-import threading
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
-from . import _kernels
+from ._kernels.rows import first_bad_label
+from ._typing import Reduction
 
 REDUCTIONS = ("mean", "sum", "none")
 INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
@@ -80,7 +79,7 @@ def labels_as_rows(labels, rows: Rows, ignore_index, check_range: bool = True) -
         _raise_bad_label(labels, int(np.argmax(labels.ravel() > INT64_MAX)), rows, ignore_index)
     flat = np.ascontiguousarray(labels, dtype=np.intp).reshape(-1)
     if check_range:
-        bad = _kernels.first_bad_label(flat, rows.n_classes, ignore_index)
+        bad = first_bad_label(flat, rows.n_classes, ignore_index)
         if bad >= 0:
             _raise_bad_label(labels, bad, rows, ignore_index)
     return flat
@@ -108,7 +107,7 @@ def check_ignore_index(ignore_index) -> int:
     return ignore_index
 
 
-def check_reduction(reduction) -> str:
+def check_reduction(reduction) -> Reduction:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
     return reduction
@@ -126,7 +125,7 @@ def check_non_negative(value, name: str) -> float:
     return float(value)
 
 
-def weights(weight, shape: tuple, name: str, what: str) -> np.ndarray:
+def weights(weight, shape: tuple, name: str, what: str) -> np.ndarray | None:
     """A float64 copy-if-needed of a weight array of exactly ``shape`` (flattened), or None when absent."""
     if weight is None:
         return None
@@ -171,70 +170,3 @@ def check_out(out, rows: Rows, name: str = "out") -> None:
         raise TypeError(f"{name} has dtype {out.dtype} but the result has dtype {rows.dtype}")
     if not out.flags.writeable:
         raise ValueError(f"{name} is read-only")
-
-
-def result_rows(out, rows: Rows) -> tuple[np.ndarray, bool]:
-    """A ``(rows, classes)`` buffer for a kernel to write, and whether it must be copied into ``out`` after.
-
-    The kernel writes ``out`` directly when ``out`` already has the kernel's layout and dtype and either does not
-    overlap the input or is exactly the input's memory (an in-place update, which the kernels allow).
-    """
-    if out is not None and out.dtype == rows.data.dtype:
-        moved = np.moveaxis(out, rows.axis, -1)
-        if moved.flags.c_contiguous:
-            direct = moved.reshape(rows.data.shape)
-            same = direct.__array_interface__["data"][0] == rows.data.__array_interface__["data"][0]
-            if same or not np.may_share_memory(direct, rows.data):
-                return direct, False
-    return np.empty(rows.data.shape, rows.data.dtype), out is not None
-
-
-def finish(buffer: np.ndarray, copy_to_out: bool, out, rows: Rows) -> np.ndarray:
-    """Put a kernel's ``(rows, classes)`` result in the caller's shape, dtype and buffer."""
-    if out is not None:
-        if copy_to_out:
-            np.copyto(out, rows.to_original(buffer), casting="unsafe")
-        return out
-    result = rows.to_original(buffer)
-    return result.astype(rows.dtype) if result.dtype != rows.dtype else result
-
-
-def reduce_losses(row_loss: np.ndarray, total: float, denominator: float, reduction: str, batch_shape, dtype):
-    """The loss the caller asked for: per-row in the labels' shape, or a NumPy scalar of the compute dtype."""
-    compute = np.float32 if dtype in (np.float16, np.float32) else np.float64
-    if reduction == "none":
-        with np.errstate(over="ignore"):  # a float32 loss beyond 3.4e38 is inf, as in PyTorch
-            return row_loss.astype(compute).reshape(batch_shape)
-    with np.errstate(over="ignore"):
-        if reduction == "sum":
-            return compute(total)
-        return compute(total / denominator if denominator != 0.0 else 0.0)
-
-
-# Numba's workqueue threading layer aborts the process when two threads launch parallel kernels at once. It is
-# only chosen where neither OpenMP nor TBB is available; there, parallel kernel calls are serialised.
-_workqueue_lock = threading.Lock()
-
-
-class parallel_guard:
-    """Context manager around a parallel kernel launch: a lock under the workqueue layer, nothing otherwise."""
-
-    _layer = None
-
-    def __enter__(self):
-        if parallel_guard._layer is None or parallel_guard._layer == "workqueue":
-            _workqueue_lock.acquire()
-            self._locked = True
-        else:
-            self._locked = False
-        return self
-
-    def __exit__(self, *exc):
-        if self._locked:
-            if parallel_guard._layer is None:
-                try:
-                    parallel_guard._layer = numba.threading_layer()
-                except ValueError:  # no parallel region has run yet
-                    pass
-            _workqueue_lock.release()
-        return False

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from . import _kernels, _prepare
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _prepare
+from ._kernels.binary import bce_rows
+from ._kernels.dense import dense_rows
+from ._results import mean_scale, reduce_losses, run_loss_kernel
+from ._typing import FloatArray, Loss, Reduction
 
 __all__ = [
     "cross_entropy",
@@ -25,7 +32,18 @@ def _targets_like(targets, rows: _prepare.Rows, name: str = "targets") -> np.nda
     return np.ascontiguousarray(moved, dtype=rows.data.dtype).reshape(rows.data.shape)
 
 
-def _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_smoothing, grad_output, want_grad, out):
+def _dense(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    axis: int,
+    class_weight: ArrayLike | None,
+    sample_weight: ArrayLike | None,
+    reduction: str,
+    label_smoothing: float,
+    grad_output: ArrayLike,
+    want_grad: bool,
+    out: np.ndarray | None,
+) -> Any:
     rows = _prepare.as_rows(logits, axis)
     reduction = _prepare.check_reduction(reduction)
     label_smoothing = _prepare.check_fraction(label_smoothing, "label_smoothing")
@@ -37,23 +55,35 @@ def _dense(logits, targets, axis, class_weight, sample_weight, reduction, label_
     scale, scale_rows = _prepare.grad_output_scale(grad_output, reduction, rows.batch_shape)
     n_rows = rows.data.shape[0]
     if reduction == "mean":
-        scale = scale / n_rows if n_rows else 0.0
-    if want_grad:
-        _prepare.check_out(out, rows)
-    grad, copy_to_out = _prepare.result_rows(out, rows) if want_grad else (None, False)
-    row_loss = np.empty(n_rows)
-    with _prepare.parallel_guard():
-        total = _kernels.dense_rows(
-            rows.data, target_rows, class_weight, sample_weight, label_smoothing, scale, scale_rows, row_loss, grad
-        )
-    if want_grad:
-        return _prepare.finish(grad, copy_to_out, out, rows)
-    return _prepare.reduce_losses(row_loss, total, float(n_rows), reduction, rows.batch_shape, rows.dtype)
+        scale = mean_scale(scale, n_rows)
+    total, losses, grad = run_loss_kernel(
+        dense_rows,
+        rows,
+        (n_rows,),
+        want_grad,
+        out,
+        targets=target_rows,
+        class_weight=class_weight,
+        sample_weight=sample_weight,
+        label_smoothing=label_smoothing,
+        grad_scale=scale,
+        grad_scale_rows=scale_rows,
+    )
+    if grad is not None:
+        return grad
+    return reduce_losses(losses, total, n_rows, reduction, rows.batch_shape, rows.dtype)
 
 
 def cross_entropy(
-    logits, targets, *, axis=-1, class_weight=None, sample_weight=None, reduction="mean", label_smoothing=0.0
-):
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    axis: int = -1,
+    class_weight: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+) -> Loss:
     """Softmax cross-entropy against probability targets (soft labels).
 
     Follows ``torch.nn.functional.cross_entropy`` with probability targets: the loss of a row is
@@ -99,17 +129,17 @@ def cross_entropy(
 
 
 def cross_entropy_grad(
-    logits,
-    targets,
+    logits: ArrayLike,
+    targets: ArrayLike,
     *,
-    axis=-1,
-    class_weight=None,
-    sample_weight=None,
-    reduction="mean",
-    label_smoothing=0.0,
-    grad_output=1.0,
-    out=None,
-):
+    axis: int = -1,
+    class_weight: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    grad_output: ArrayLike = 1.0,
+    out: FloatArray | None = None,
+) -> FloatArray:
     """Gradient of :func:`cross_entropy` with respect to ``logits``, times ``grad_output``.
 
     Parameters
@@ -137,7 +167,16 @@ def cross_entropy_grad(
     )
 
 
-def _bce(logits, targets, pos_weight, weight, reduction, grad_output, want_grad, out):
+def _bce(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    pos_weight: ArrayLike | None,
+    weight: ArrayLike | None,
+    reduction: str,
+    grad_output: ArrayLike,
+    want_grad: bool,
+    out: np.ndarray | None,
+) -> Any:
     logits_array = np.asarray(logits)
     scalar_input = logits_array.ndim == 0
     rows = _prepare.as_rows(logits_array.reshape(1) if scalar_input else logits_array, -1)
@@ -156,26 +195,40 @@ def _bce(logits, targets, pos_weight, weight, reduction, grad_output, want_grad,
                 f"weight has shape {weight.shape}, which does not broadcast to the logits' shape {rows.shape}"
             ) from None
         # A weight of fewer dimensions is expanded to the logits' shape (a copy the size of the logits).
-        weight = _prepare.weights(weight, rows.shape, "weight", "logits").reshape(rows.data.shape)
+        weight_flat = _prepare.weights(weight, rows.shape, "weight", "logits")
+        assert weight_flat is not None
+        weight = weight_flat.reshape(rows.data.shape)
     scale, scale_elements = _prepare.grad_output_scale(grad_output, reduction, rows.shape)
     if scale_elements is not None:
         scale_elements = scale_elements.reshape(rows.data.shape)
     n_elements = rows.data.size
     if reduction == "mean":
-        scale = scale / n_elements if n_elements else 0.0
-    if want_grad:
-        _prepare.check_out(out, rows)
-    grad, copy_to_out = _prepare.result_rows(out, rows) if want_grad else (None, False)
-    element_loss = np.empty(rows.data.shape) if reduction == "none" and not want_grad else None
-    with _prepare.parallel_guard():
-        total = _kernels.bce_rows(rows.data, target_rows, pos_weight, weight, scale, scale_elements, element_loss, grad)
-    if want_grad:
-        result = _prepare.finish(grad, copy_to_out, out, rows)
-        return result.reshape(()) if scalar_input and out is None else result
-    return _prepare.reduce_losses(element_loss, total, float(n_elements), reduction, logits_array.shape, rows.dtype)
+        scale = mean_scale(scale, n_elements)
+    total, losses, grad = run_loss_kernel(
+        bce_rows,
+        rows,
+        rows.data.shape if reduction == "none" and not want_grad else None,
+        want_grad,
+        out,
+        targets=target_rows,
+        pos_weight=pos_weight,
+        weight=weight,
+        grad_scale=scale,
+        grad_scale_elements=scale_elements,
+    )
+    if grad is not None:
+        return grad.reshape(()) if scalar_input and out is None else grad
+    return reduce_losses(losses, total, n_elements, reduction, logits_array.shape, rows.dtype)
 
 
-def binary_cross_entropy_with_logits(logits, targets, *, pos_weight=None, weight=None, reduction="mean"):
+def binary_cross_entropy_with_logits(
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    pos_weight: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+) -> Loss:
     """Binary cross-entropy of logits against targets in [0, 1].
 
     Follows ``torch.nn.functional.binary_cross_entropy_with_logits``.
@@ -215,8 +268,15 @@ def binary_cross_entropy_with_logits(logits, targets, *, pos_weight=None, weight
 
 
 def binary_cross_entropy_with_logits_grad(
-    logits, targets, *, pos_weight=None, weight=None, reduction="mean", grad_output=1.0, out=None
-):
+    logits: ArrayLike,
+    targets: ArrayLike,
+    *,
+    pos_weight: ArrayLike | None = None,
+    weight: ArrayLike | None = None,
+    reduction: Reduction = "mean",
+    grad_output: ArrayLike = 1.0,
+    out: FloatArray | None = None,
+) -> FloatArray:
     """Gradient of :func:`binary_cross_entropy_with_logits` with respect to ``logits``, times ``grad_output``.
 
     Parameters

@@ -2,23 +2,29 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import Any
 
-from . import _kernels, _prepare
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _prepare
+from ._kernels.softmax import logsumexp_rows, softmax_rows
+from ._launch import launch
+from ._results import finish, output_rows
+from ._typing import FloatArray
 
 __all__ = ["log_softmax", "softmax", "logsumexp"]
 
 
-def _softmax(x, axis, out, log):
+def _softmax(x: ArrayLike, axis: int, out: np.ndarray | None, log: bool) -> FloatArray:
     rows = _prepare.as_rows(x, axis, name="x")
     _prepare.check_out(out, rows)
-    result, copy_to_out = _prepare.result_rows(out, rows)
-    with _prepare.parallel_guard():
-        _kernels.softmax_rows(rows.data, result, log)
-    return _prepare.finish(result, copy_to_out, out, rows)
+    result, copy_to_out = output_rows(out, rows)
+    launch(softmax_rows, rows.data.size, logits=rows.data, out=result, log=log)
+    return finish(result, copy_to_out, out, rows)
 
 
-def log_softmax(x, axis=-1, out=None):
+def log_softmax(x: ArrayLike, axis: int = -1, out: FloatArray | None = None) -> FloatArray:
     """Logarithm of the softmax along ``axis``: ``x - logsumexp(x)``, computed stably.
 
     Parameters
@@ -42,7 +48,7 @@ def log_softmax(x, axis=-1, out=None):
     return _softmax(x, axis, out, True)
 
 
-def softmax(x, axis=-1, out=None):
+def softmax(x: ArrayLike, axis: int = -1, out: FloatArray | None = None) -> FloatArray:
     """Softmax along ``axis``: ``exp(x - logsumexp(x))``.
 
     Parameters
@@ -66,7 +72,7 @@ def softmax(x, axis=-1, out=None):
     return _softmax(x, axis, out, False)
 
 
-def logsumexp(x, axis=-1):
+def logsumexp(x: ArrayLike, axis: int = -1) -> Any:
     """``log(sum(exp(x)))`` along ``axis``, computed stably in one pass over each row.
 
     Parameters
@@ -88,7 +94,6 @@ def logsumexp(x, axis=-1):
     """
     rows = _prepare.as_rows(x, axis, name="x")
     result = np.empty(rows.data.shape[0])
-    with _prepare.parallel_guard():
-        _kernels.logsumexp_rows(rows.data, result)
+    launch(logsumexp_rows, rows.data.size, logits=rows.data, out=result)
     result = result.astype(rows.data.dtype).reshape(rows.batch_shape)
     return result[()] if result.ndim == 0 else result

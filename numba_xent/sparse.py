@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
-import numpy as np
+from typing import NamedTuple
 
-from . import _kernels, _prepare
+import numpy as np
+from numpy.typing import ArrayLike
+
+from . import _prepare
+from ._kernels.rows import is_short, rows_per_block, total_row_weight
+from ._kernels.sparse import sparse_rows
+from ._launch import launch
+from ._results import mean_scale, reduce_losses, run_loss_kernel
+from ._typing import FloatArray, Loss, Reduction
 
 __all__ = ["sparse_cross_entropy", "sparse_cross_entropy_grad", "sparse_cross_entropy_with_grad"]
 
 
+class SparseOptions(NamedTuple):
+    """The validated options of the integer-label losses, as the kernel takes them (by these names)."""
+
+    class_weight: np.ndarray | None  # float64 (C,)
+    sample_weight: np.ndarray | None  # float64, one per row
+    ignore_index: int
+    label_smoothing: float
+    z_loss: float
+    from_logits: bool
+
+
 def _prepare_sparse(
-    logits,
-    labels,
-    axis,
-    class_weight,
-    sample_weight,
-    ignore_index,
-    reduction,
-    label_smoothing,
-    z_loss,
-    from_logits,
-    out=None,
-):
+    logits: ArrayLike,
+    labels: ArrayLike,
+    axis: int,
+    class_weight: ArrayLike | None,
+    sample_weight: ArrayLike | None,
+    ignore_index: int,
+    reduction: str,
+    label_smoothing: float,
+    z_loss: float,
+    from_logits: bool,
+    out: np.ndarray | None = None,
+) -> tuple[_prepare.Rows, np.ndarray, Reduction, SparseOptions]:
     rows = _prepare.as_rows(logits, axis)
     ignore_index = _prepare.check_ignore_index(ignore_index)
     reduction = _prepare.check_reduction(reduction)
@@ -32,53 +51,74 @@ def _prepare_sparse(
     # Labels out of range are found by the kernel (a pass over the labels fewer), unless a user's out= buffer would
     # be written before the kernel could report them.
     flat_labels = _prepare.labels_as_rows(labels, rows, ignore_index, check_range=out is not None)
-    class_weight = _prepare.weights(
-        class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes"
+    options = SparseOptions(
+        class_weight=_prepare.weights(
+            class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes"
+        ),
+        sample_weight=_prepare.weights(sample_weight, rows.batch_shape, "sample_weight", "labels of that shape"),
+        ignore_index=ignore_index,
+        label_smoothing=label_smoothing,
+        z_loss=z_loss,
+        from_logits=bool(from_logits),
     )
-    sample_weight = _prepare.weights(sample_weight, rows.batch_shape, "sample_weight", "labels of that shape")
-    options = (class_weight, sample_weight, ignore_index, label_smoothing, z_loss, bool(from_logits))
     return rows, flat_labels, reduction, options
 
 
-def _run(rows, flat_labels, reduction, options, grad_output, want_grad, out):
+def _run(
+    rows: _prepare.Rows,
+    flat_labels: np.ndarray,
+    reduction: str,
+    options: SparseOptions,
+    grad_output: ArrayLike,
+    want_grad: bool,
+    out: np.ndarray | None,
+) -> tuple[Loss, FloatArray | None]:
     """Validate the gradient's inputs, then run the shared row kernel once. Returns (loss, gradient or None)."""
-    class_weight, sample_weight, ignore_index = options[:3]
     scale, scale_rows = _prepare.grad_output_scale(grad_output, reduction, rows.batch_shape)
-    if want_grad:
-        _prepare.check_out(out, rows)
-    across_rows = _kernels.across_rows_marker(rows.data) if options[-1] else None  # options[-1]: from_logits
-    block_rows = _kernels.ROWS_PER_BLOCK if across_rows is None else _kernels.SHORT_ROWS_PER_BLOCK
-    grad, copy_to_out = _prepare.result_rows(out, rows) if want_grad else (None, False)
-    row_loss = np.empty(rows.data.shape[0])
-    with _prepare.parallel_guard():
-        if want_grad and reduction == "mean":
-            # The gradient's scale needs the mean's denominator before the kernel runs; the forward alone gets it
-            # from the kernel (one parallel launch fewer). Both add it in the same blocks, to the same bits.
-            denominator = _kernels.total_row_weight(flat_labels, class_weight, sample_weight, ignore_index, block_rows)
-            # All rows ignored: the mean is 0 and so is its gradient (PyTorch gives nan).
-            scale = scale / denominator if denominator != 0.0 else 0.0
-        total, denominator, bad_row = _kernels.sparse_rows(
-            rows.data, flat_labels, *options, across_rows, scale, scale_rows, row_loss, grad
+    short = options.from_logits and bool(is_short.py_func(rows.n_classes, rows.data.itemsize))
+    if want_grad and reduction == "mean":
+        # The gradient's scale needs the mean's denominator before the kernel runs; the forward alone gets it from
+        # the kernel (one launch fewer). Both add it in the same blocks of rows, to the same bits.
+        denominator = launch(
+            total_row_weight,
+            flat_labels.shape[0],
+            labels=flat_labels,
+            n_classes=rows.n_classes,
+            class_weight=options.class_weight,
+            sample_weight=options.sample_weight,
+            ignore_index=options.ignore_index,
+            block_rows=rows_per_block.py_func(short),
         )
+        scale = mean_scale(scale, denominator)
+    (total, denominator, bad_row), losses, grad = run_loss_kernel(
+        sparse_rows(short),
+        rows,
+        (rows.data.shape[0],),
+        want_grad,
+        out,
+        labels=flat_labels,
+        grad_scale=scale,
+        grad_scale_rows=scale_rows,
+        **options._asdict(),
+    )
     if bad_row >= 0:
-        _prepare.raise_bad_label(flat_labels.reshape(rows.batch_shape), bad_row, rows, ignore_index)
-    loss = _prepare.reduce_losses(row_loss, total, denominator, reduction, rows.batch_shape, rows.dtype)
-    return loss, (_prepare.finish(grad, copy_to_out, out, rows) if want_grad else None)
+        _prepare.raise_bad_label(flat_labels.reshape(rows.batch_shape), bad_row, rows, options.ignore_index)
+    return reduce_losses(losses, total, denominator, reduction, rows.batch_shape, rows.dtype), grad
 
 
 def sparse_cross_entropy(
-    logits,
-    labels,
+    logits: ArrayLike,
+    labels: ArrayLike,
     *,
-    axis=-1,
-    class_weight=None,
-    sample_weight=None,
-    ignore_index=-100,
-    reduction="mean",
-    label_smoothing=0.0,
-    z_loss=0.0,
-    from_logits=True,
-):
+    axis: int = -1,
+    class_weight: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    from_logits: bool = True,
+) -> Loss:
     """Softmax cross-entropy of integer labels, without ever building a one-hot array.
 
     Follows ``torch.nn.functional.cross_entropy`` with class-index targets, except that a "mean" over rows that
@@ -149,20 +189,20 @@ def sparse_cross_entropy(
 
 
 def sparse_cross_entropy_grad(
-    logits,
-    labels,
+    logits: ArrayLike,
+    labels: ArrayLike,
     *,
-    axis=-1,
-    class_weight=None,
-    sample_weight=None,
-    ignore_index=-100,
-    reduction="mean",
-    label_smoothing=0.0,
-    z_loss=0.0,
-    from_logits=True,
-    grad_output=1.0,
-    out=None,
-):
+    axis: int = -1,
+    class_weight: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    from_logits: bool = True,
+    grad_output: ArrayLike = 1.0,
+    out: FloatArray | None = None,
+) -> FloatArray:
     """Gradient of :func:`sparse_cross_entropy` with respect to ``logits``, times ``grad_output``.
 
     Equals PyTorch autograd of the same loss. Rows whose label is ``ignore_index`` get a zero gradient.
@@ -207,23 +247,25 @@ def sparse_cross_entropy_grad(
         from_logits,
         out,
     )
-    return _run(rows, flat_labels, reduction, options, grad_output, True, out)[1]
+    grad = _run(rows, flat_labels, reduction, options, grad_output, True, out)[1]
+    assert grad is not None
+    return grad
 
 
 def sparse_cross_entropy_with_grad(
-    logits,
-    labels,
+    logits: ArrayLike,
+    labels: ArrayLike,
     *,
-    axis=-1,
-    class_weight=None,
-    sample_weight=None,
-    ignore_index=-100,
-    reduction="mean",
-    label_smoothing=0.0,
-    z_loss=0.0,
-    from_logits=True,
-    out=None,
-):
+    axis: int = -1,
+    class_weight: ArrayLike | None = None,
+    sample_weight: ArrayLike | None = None,
+    ignore_index: int = -100,
+    reduction: Reduction = "mean",
+    label_smoothing: float = 0.0,
+    z_loss: float = 0.0,
+    from_logits: bool = True,
+    out: FloatArray | None = None,
+) -> tuple[Loss, FloatArray]:
     """Loss and gradient together, from one read of the logits per row (the fused kernel).
 
     Parameters
@@ -260,4 +302,6 @@ def sparse_cross_entropy_with_grad(
         from_logits,
         out,
     )
-    return _run(rows, flat_labels, reduction, options, 1.0, True, out)
+    loss, grad = _run(rows, flat_labels, reduction, options, 1.0, True, out)
+    assert grad is not None
+    return loss, grad

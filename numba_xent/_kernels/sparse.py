@@ -1,0 +1,212 @@
+"""Integer-label cross-entropy: one row loop for the loss, the gradient and both (the fused kernel)."""
+
+import functools
+import math
+
+import numpy as np
+from numba import prange
+
+from .._jit import RowKernel, jit
+from .rows import (
+    class_weight_of,
+    first_valid,
+    grad_scale_of,
+    n_blocks,
+    row_stats,
+    rows_per_block,
+    sample_weight_of,
+    short_rows_stats,
+    softmax_scaled_row,
+    sum_in_order,
+    weighted_gap_sum,
+)
+
+# Keras clips probabilities to [PROB_EPS, 1 - PROB_EPS] when from_logits=False.
+PROB_EPS = 1e-7
+
+
+@jit
+def smoothing_terms(x, class_weight, row_max, log_sum):
+    """(sum_c w_c (lse - x_c), W = sum_c w_c) of one row, for label smoothing."""
+    total_class_weight = np.float64(x.shape[0])
+    if class_weight is not None:
+        total_class_weight = 0.0
+        for c in range(x.shape[0]):
+            total_class_weight += class_weight[c]
+    return total_class_weight * log_sum + weighted_gap_sum(x, row_max, class_weight), total_class_weight
+
+
+@jit
+def losses_and_softmax_coef(x, label, class_weight, label_weight, smoothing, z_loss, row_max, log_sum):
+    """Loss of one row from its softmax statistics, and the coefficient of softmax(x) in its gradient.
+
+    loss = (1-eps) w_y (lse - x_y) + (eps/C) sum_c w_c (lse - x_c) + z w_y lse^2, so
+    d/dx_c = p_c [(1-eps) w_y + (eps/C) W + 2 z w_y lse] - (1-eps) w_y [c == y] - (eps/C) w_c,  W = sum_c w_c.
+    """
+    lse = np.float64(row_max) + log_sum
+    # lse - x_y as (max - x_y) + log_sum: with a large common offset, max + log_sum would round log_sum away.
+    nll = (np.float64(row_max) - np.float64(x[label])) + log_sum
+    loss = (1.0 - smoothing) * label_weight * nll + z_loss * label_weight * lse * lse
+    softmax_coef = (1.0 - smoothing) * label_weight + 2.0 * z_loss * label_weight * lse
+    if smoothing != 0.0:
+        smooth_loss, total_class_weight = smoothing_terms(x, class_weight, row_max, log_sum)
+        loss += smoothing / x.shape[0] * smooth_loss
+        softmax_coef += smoothing / x.shape[0] * total_class_weight
+    return loss, softmax_coef
+
+
+@jit
+def subtract_targets(grad, label, class_weight, label_weight, smoothing, grad_coef):
+    """Subtract the non-softmax terms of a row's gradient: the label's, and label smoothing's (eps/C) w_c."""
+    if smoothing != 0.0:
+        smooth_coef = grad_coef * smoothing / grad.shape[0]
+        if class_weight is None:
+            uniform = grad.dtype.type(smooth_coef)
+            for c in range(grad.shape[0]):
+                grad[c] -= uniform
+        else:
+            for c in range(grad.shape[0]):
+                grad[c] -= grad.dtype.type(smooth_coef * class_weight[c])
+    grad[label] -= grad.dtype.type(grad_coef * (1.0 - smoothing) * label_weight)
+
+
+@jit
+def prob_target(c, label, class_weight, label_weight, smoothing, n_classes):
+    """Weight of -log p_c in a row's loss: (1-eps) w_y [c == y] + (eps/C) w_c, as PyTorch's smoothing formula."""
+    target = 0.0
+    if smoothing != 0.0:
+        target = smoothing / n_classes * class_weight_of(c, class_weight)
+    if c == label:
+        target += (1.0 - smoothing) * label_weight
+    return target
+
+
+@jit
+def probs_row(q, grad, row, label, class_weight, label_weight, smoothing, grad_coef):
+    """Probability inputs, Keras's way: p = q / sum(q), clipped to [1e-7, 1 - 1e-7]; then PyTorch's weighting and
+    smoothing, loss = sum_c t_c (-log p_c) with t from ``prob_target``. The gradient is with respect to q; the clip
+    passes no gradient outside its range; it goes to ``grad[row]`` unless ``grad`` is None. Returns the loss before
+    the sample weight.
+    """
+    n_classes = q.shape[0]
+    total = 0.0
+    for c in range(n_classes):
+        total += np.float64(q[c])
+    loss = 0.0
+    for c in range(n_classes):
+        target = prob_target(c, label, class_weight, label_weight, smoothing, n_classes)
+        if target != 0.0:
+            loss -= target * math.log(min(max(np.float64(q[c]) / total, PROB_EPS), 1.0 - PROB_EPS))
+    if grad is not None:
+        # dL/dq_j = (g_j - sum_c g_c p_c) / S with g_c = dL/dp_c = -t_c / p_c inside the clip range, else 0.
+        weighted = 0.0
+        for c in range(n_classes):
+            target = prob_target(c, label, class_weight, label_weight, smoothing, n_classes)
+            p = np.float64(q[c]) / total
+            if target != 0.0 and PROB_EPS <= p <= 1.0 - PROB_EPS:
+                weighted -= target  # g_c * p_c = -t_c
+        for c in range(n_classes):
+            target = prob_target(c, label, class_weight, label_weight, smoothing, n_classes)
+            p = np.float64(q[c]) / total
+            g = -target / p if (target != 0.0 and PROB_EPS <= p <= 1.0 - PROB_EPS) else 0.0
+            grad[row, c] = grad.dtype.type(grad_coef * (g - weighted) / total)
+    return loss
+
+
+@functools.cache
+def sparse_rows(short: bool) -> RowKernel:
+    """The integer-label row loop, for short rows (``short=True``: statistics with SIMD across the rows of a block,
+    then each row's gradient; logits only) or long rows (statistics, loss and gradient row by row, so the gradient
+    pass reads the row from L1/L2). Two compiled kernels from one source: each compiles only its own path.
+    """
+    block_rows = rows_per_block.py_func(short)
+
+    def kernel(
+        logits,
+        labels,
+        class_weight,
+        sample_weight,
+        ignore_index,
+        label_smoothing,
+        z_loss,
+        from_logits,
+        grad_scale,
+        grad_scale_rows,
+        losses,
+        grad,
+    ):
+        """Per-row losses into ``losses`` (float64, length rows) and, unless ``grad`` is None, the gradient.
+
+        ``grad`` may be ``logits`` itself (in place): a row's logits are all read before its gradient is written. The
+        gradient of row i is scaled by ``grad_scale_rows[i]`` (if not None) or by ``grad_scale``.
+
+        Returns the sum of the row losses and the sum of the kept rows' weights (the denominator of the mean), each
+        added in fixed blocks, and the first row whose label is outside [0, C) and not ``ignore_index`` (-1 if none).
+        Such rows are skipped, never indexed; the caller raises, and discards what was written. (Callers that write a
+        user's ``out=`` buffer check the labels first with ``first_bad_label``.)
+        """
+        n_rows, n_classes = logits.shape
+        block_sums = np.empty(n_blocks(n_rows, block_rows))
+        block_weights = np.empty(n_blocks(n_rows, block_rows))
+        block_bad_rows = np.empty(n_blocks(n_rows, block_rows), np.intp)
+        for block in prange(block_sums.shape[0]):
+            first = block * block_rows
+            last = min(n_rows, first + block_rows)
+            row_max = np.empty(last - first, logits.dtype)
+            log_sum = np.empty(last - first)
+            softmax_coef = np.zeros(last - first, logits.dtype)
+            if short:
+                short_rows_stats(logits[first:last], row_max, log_sum)
+            block_total = 0.0
+            block_weight = 0.0
+            bad_row = -1
+            for row in range(first, last):
+                i = row - first
+                label = labels[row]
+                if label == ignore_index or label < 0 or label >= n_classes:
+                    if label != ignore_index and bad_row < 0:
+                        bad_row = row
+                    losses[row] = 0.0
+                    if grad is not None:
+                        grad[row, :] = 0
+                    continue
+                label_weight = class_weight_of(label, class_weight)
+                sample_scale = sample_weight_of(row, sample_weight)
+                block_weight += label_weight * sample_scale
+                grad_coef = sample_scale * grad_scale_of(row, grad_scale, grad_scale_rows)
+                x = logits[row]
+                if not from_logits:
+                    loss = sample_scale * probs_row(
+                        x, grad, row, label, class_weight, label_weight, label_smoothing, grad_coef
+                    )
+                else:
+                    if not short:
+                        row_max[i], log_sum[i] = row_stats(x)
+                    loss, coef = losses_and_softmax_coef(
+                        x, label, class_weight, label_weight, label_smoothing, z_loss, row_max[i], log_sum[i]
+                    )
+                    loss *= sample_scale
+                    softmax_coef[i] = logits.dtype.type(grad_coef * coef)
+                    if grad is not None and not short:
+                        softmax_scaled_row(x, row_max[i], log_sum[i], grad_coef * coef, grad[row])
+                        subtract_targets(grad[row], label, class_weight, label_weight, label_smoothing, grad_coef)
+                losses[row] = loss
+                block_total += loss
+            block_sums[block] = block_total
+            block_weights[block] = block_weight
+            block_bad_rows[block] = bad_row
+            if grad is not None and short:
+                # The block's logits were all read above (in place is safe); now each row's gradient, along the row.
+                for row in range(first, last):
+                    label = labels[row]
+                    if label == ignore_index or label < 0 or label >= n_classes:
+                        grad[row, :] = 0
+                        continue
+                    i = row - first
+                    label_weight = class_weight_of(label, class_weight)
+                    grad_coef = sample_weight_of(row, sample_weight) * grad_scale_of(row, grad_scale, grad_scale_rows)
+                    softmax_scaled_row(logits[row], row_max[i], log_sum[i], softmax_coef[i], grad[row])
+                    subtract_targets(grad[row], label, class_weight, label_weight, label_smoothing, grad_coef)
+        return sum_in_order(block_sums), sum_in_order(block_weights), first_valid(block_bad_rows)
+
+    return RowKernel(kernel, name=f"sparse_rows(short={short})")

@@ -1,0 +1,77 @@
+"""The one call sequence of the losses after their inputs are prepared: output buffers, the kernel launch, and the
+results put back in the caller's shape, dtype and ``out=`` buffer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._jit import RowKernel
+from ._launch import launch
+from ._prepare import Rows, check_out
+
+
+def run_loss_kernel(
+    kernel: RowKernel,
+    rows: Rows,
+    losses_shape: tuple | None,
+    want_grad: bool,
+    out: np.ndarray | None,
+    **arguments: Any,
+) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
+    """Check ``out``, allocate the losses (float64, ``losses_shape``; None when that is None) and the gradient, run
+    ``kernel`` with ``logits=rows.data, losses=..., grad=...`` and ``arguments``. Returns (what the kernel returned,
+    the losses, the gradient in the caller's shape and buffer, or None)."""
+    grad, copy_to_out = None, False
+    if want_grad:
+        check_out(out, rows)
+        grad, copy_to_out = output_rows(out, rows)
+    losses = None if losses_shape is None else np.empty(losses_shape)
+    returned = launch(kernel, rows.data.size, logits=rows.data, losses=losses, grad=grad, **arguments)
+    return returned, losses, (None if grad is None else finish(grad, copy_to_out, out, rows))
+
+
+def output_rows(out: np.ndarray | None, rows: Rows) -> tuple[np.ndarray, bool]:
+    """A ``(rows, classes)`` buffer for a kernel to write, and whether it must be copied into ``out`` after.
+
+    The kernel writes ``out`` directly when ``out`` already has the kernel's layout and dtype and either does not
+    overlap the input or is exactly the input's memory (an in-place update, which the kernels allow).
+    """
+    if out is not None and out.dtype == rows.data.dtype:
+        moved = np.moveaxis(out, rows.axis, -1)
+        if moved.flags.c_contiguous:
+            direct = moved.reshape(rows.data.shape)
+            same = direct.__array_interface__["data"][0] == rows.data.__array_interface__["data"][0]
+            if same or not np.may_share_memory(direct, rows.data):
+                return direct, False
+    return np.empty(rows.data.shape, rows.data.dtype), out is not None
+
+
+def finish(buffer: np.ndarray, copy_to_out: bool, out: np.ndarray | None, rows: Rows) -> np.ndarray:
+    """Put a kernel's ``(rows, classes)`` result in the caller's shape, dtype and buffer."""
+    if out is not None:
+        if copy_to_out:
+            np.copyto(out, rows.to_original(buffer), casting="unsafe")
+        return out
+    result = rows.to_original(buffer)
+    return result.astype(rows.dtype) if result.dtype != rows.dtype else result
+
+
+def mean_scale(scale: float, denominator: float) -> float:
+    """``scale / denominator``, and 0 when nothing was kept (PyTorch gives nan)."""
+    return scale / denominator if denominator != 0.0 else 0.0
+
+
+def reduce_losses(
+    losses: np.ndarray | None, total: float, denominator: float, reduction: str, shape: tuple, dtype
+) -> Any:
+    """The loss the caller asked for: the losses in ``shape`` ("none") or a NumPy scalar of the compute dtype."""
+    compute = np.float32 if dtype in (np.float16, np.float32) else np.float64
+    with np.errstate(over="ignore"):  # a float32 loss beyond 3.4e38 is inf, as in PyTorch
+        if reduction == "none":
+            assert losses is not None, "reduction='none' needs the kernel's losses"
+            return losses.astype(compute).reshape(shape)
+        if reduction == "sum":
+            return compute(total)
+        return compute(mean_scale(total, denominator))

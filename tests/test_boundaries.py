@@ -1,0 +1,165 @@
+"""Every code-path boundary of the kernels, against the float64 references.
+
+The kernels switch paths at: the short-row rule (rows of at most 512 bytes go across rows: 128/129 float32
+classes, 64/65 float64), the online-softmax block (2048 elements), the blocks of rows of the fixed-order sums (64
+rows, 256 for short rows), the serial/parallel threshold (``_launch.PARALLEL_MIN_ELEMENTS`` logits), and C = 1, 2.
+Each is tested on both sides, for the loss, the gradient, the fused call and the fused call in place.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import references as ref
+from helpers import assert_close, make_logits, rel_atol
+
+import numba_xent as nx
+from numba_xent import _launch
+from numba_xent._kernels import rows as kernel_rows
+from numba_xent._vecmath import ONLINE_BLOCK
+
+TOLERANCE = {np.float32: 2e-5, np.float64: 1e-12}
+SHORT_LIMIT = {np.float32: 128, np.float64: 64}
+
+CLASS_BOUNDARIES = [
+    (dtype, n_classes)
+    for dtype in (np.float32, np.float64)
+    for n_classes in (
+        1,
+        2,
+        SHORT_LIMIT[dtype],
+        SHORT_LIMIT[dtype] + 1,
+        ONLINE_BLOCK - 1,
+        ONLINE_BLOCK,
+        ONLINE_BLOCK + 1,
+        2 * ONLINE_BLOCK + 1,
+    )
+]
+ROW_BOUNDARIES = [63, 64, 65, 255, 256, 257]
+OPTIONS = [
+    {},
+    {"class_weight": True, "sample_weight": True, "label_smoothing": 0.2, "z_loss": 0.01, "ignore": True},
+]
+
+
+def test_the_rules_match_the_tests():
+    """The constants above are the kernels' own: if a rule moves, these tests must move with it."""
+    assert kernel_rows.is_short.py_func(128, 4) and not kernel_rows.is_short.py_func(129, 4)
+    assert kernel_rows.is_short.py_func(64, 8) and not kernel_rows.is_short.py_func(65, 8)
+    assert kernel_rows.rows_per_block.py_func(False) == 64
+    assert kernel_rows.rows_per_block.py_func(True) == 256
+
+
+def _inputs(rng, n_rows, n_classes, dtype, options):
+    options = dict(options)
+    logits = make_logits(rng, (n_rows, n_classes), dtype)
+    labels = rng.integers(0, n_classes, n_rows)
+    if options.pop("ignore", False):
+        labels[rng.random(n_rows) < 0.2] = -100
+    if options.get("class_weight") is True:
+        options["class_weight"] = rng.uniform(0.2, 2.0, n_classes)
+    if options.get("sample_weight") is True:
+        options["sample_weight"] = rng.uniform(0.0, 2.0, n_rows)
+    return logits, labels, options
+
+
+def _check_all_entry_points(logits, labels, options, dtype):
+    rtol = TOLERANCE[dtype]
+    for reduction in ("mean", "none"):
+        expected = ref.sparse_cross_entropy(logits, labels, reduction=reduction, **options)
+        actual = nx.sparse_cross_entropy(logits, labels, reduction=reduction, **options)
+        assert np.asarray(actual).dtype == dtype
+        assert_close(actual, expected, rtol=rtol, atol=rel_atol(expected, rtol), err_msg=reduction)
+    expected_grad = ref.loss_numeric_grad(ref.sparse_cross_entropy, logits, "mean", labels=labels, **options)
+    grad = nx.sparse_cross_entropy_grad(logits, labels, **options)
+    assert grad.dtype == dtype
+    # finite differences carry ~1e-9 absolute error in float64; float32 is held to its own tolerance
+    atol = 1e-8 if dtype == np.float64 else 2e-5 * max(1.0, float(np.abs(expected_grad).max()))
+    assert_close(grad, expected_grad, rtol=1e-5, atol=atol)
+    loss, fused_grad = nx.sparse_cross_entropy_with_grad(logits, labels, **options)
+    assert loss == nx.sparse_cross_entropy(logits, labels, **options)
+    np.testing.assert_array_equal(fused_grad, grad)
+    in_place = logits.copy()
+    loss_in_place, result = nx.sparse_cross_entropy_with_grad(in_place, labels, out=in_place, **options)
+    assert result is in_place and loss_in_place == loss
+    np.testing.assert_array_equal(in_place, grad)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["plain", "all-options"])
+@pytest.mark.parametrize(("dtype", "n_classes"), CLASS_BOUNDARIES)
+def test_class_boundaries(rng, dtype, n_classes, options):
+    n_rows = 3 if n_classes > 1000 else 5  # finite differences cost 2 * N * C forward calls
+    logits, labels, options = _inputs(rng, n_rows, n_classes, dtype, options)
+    _check_all_entry_points(logits, labels, options, dtype)
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["plain", "all-options"])
+@pytest.mark.parametrize("n_classes", [3, 200])  # short rows (blocks of 256) and long rows (blocks of 64)
+@pytest.mark.parametrize("n_rows", ROW_BOUNDARIES)
+def test_row_block_boundaries(rng, n_rows, n_classes, options):
+    logits, labels, options = _inputs(rng, n_rows, n_classes, np.float64, options)
+    rtol = TOLERANCE[np.float64]
+    for reduction in ("mean", "sum", "none"):
+        expected = ref.sparse_cross_entropy(logits, labels, reduction=reduction, **options)
+        actual = nx.sparse_cross_entropy(logits, labels, reduction=reduction, **options)
+        assert_close(actual, expected, rtol=rtol, atol=rel_atol(expected, rtol), err_msg=reduction)
+    # The gradient of the weighted mean, w_i (softmax - onehot) / sum(w), written out (finite differences would
+    # take N*C calls here).
+    weights = {name: options[name] for name in ("class_weight", "sample_weight") if name in options}
+    grad = nx.sparse_cross_entropy_grad(logits, labels, **weights)
+    kept = labels != -100
+    safe_labels = np.where(kept, labels, 0)
+    row_weight = kept * weights.get("class_weight", np.ones(n_classes))[safe_labels]
+    row_weight = row_weight * weights.get("sample_weight", np.ones(n_rows))
+    expected_grad = row_weight[:, None] * (ref.softmax(logits) - np.eye(n_classes)[safe_labels]) / row_weight.sum()
+    assert_close(grad, expected_grad, rtol=1e-10, atol=1e-15)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_serial_parallel_threshold(rng, dtype):
+    """Just below and just above the size where calls go parallel: the same bits either way."""
+    n_classes = 64
+    limit_rows = _launch.PARALLEL_MIN_ELEMENTS // n_classes
+    for n_rows in (limit_rows - 1, limit_rows, limit_rows + 1):
+        logits, labels, options = _inputs(rng, n_rows, n_classes, dtype, OPTIONS[1])
+        expected = ref.sparse_cross_entropy(logits, labels, **options)
+        loss, grad = nx.sparse_cross_entropy_with_grad(logits, labels, **options)
+        assert_close(loss, expected, rtol=TOLERANCE[dtype])
+        threshold = _launch.PARALLEL_MIN_ELEMENTS
+        try:
+            _launch.PARALLEL_MIN_ELEMENTS = 1 << 62  # force the serial twins
+            serial_loss, serial_grad = nx.sparse_cross_entropy_with_grad(logits, labels, **options)
+        finally:
+            _launch.PARALLEL_MIN_ELEMENTS = threshold
+        assert serial_loss == loss
+        np.testing.assert_array_equal(serial_grad, grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_classes", [1, 2, 129, ONLINE_BLOCK - 1, ONLINE_BLOCK + 1, 3 * ONLINE_BLOCK + 5])
+def test_softmax_family_on_long_rows(rng, dtype, n_classes):
+    x = make_logits(rng, (3, n_classes), dtype, scale=5.0)
+    rtol = TOLERANCE[dtype]
+    pairs = ((nx.log_softmax, ref.log_softmax), (nx.softmax, ref.softmax), (nx.logsumexp, ref.logsumexp))
+    for func, reference in pairs:
+        actual = func(x)
+        expected = reference(x)
+        assert np.asarray(actual).dtype == dtype
+        atol = rel_atol(expected, rtol) if func is not nx.softmax else 1e-7 if dtype == np.float32 else 1e-15
+        assert_close(actual, expected, rtol=rtol, atol=atol, err_msg=func.__name__)
+    buffer = x.copy()
+    nx.softmax(buffer, out=buffer)
+    assert_close(buffer, ref.softmax(x), rtol=rtol, atol=1e-7 if dtype == np.float32 else 1e-15)
+
+
+def test_dense_and_binary_row_blocks(rng):
+    for n_rows in (63, 64, 65):
+        logits = make_logits(rng, (n_rows, 7))
+        targets = rng.dirichlet(np.ones(7), n_rows)
+        assert_close(nx.cross_entropy(logits, targets), ref.cross_entropy(logits, targets), rtol=1e-12)
+        binary = rng.uniform(0, 1, (n_rows, 7))
+        assert_close(
+            nx.binary_cross_entropy_with_logits(logits, binary),
+            ref.binary_cross_entropy_with_logits(logits, binary),
+            rtol=1e-12,
+        )
