@@ -16,6 +16,7 @@ No blanket ``fastmath``: NaN and inf behaviour is part of the contract. Only acc
 from __future__ import annotations
 
 import types
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -30,9 +31,36 @@ def jit(func: Callable | None = None, *, reassoc: bool = False) -> Any:
     options = REASSOC_OPTIONS if reassoc else JIT_OPTIONS
 
     def decorate(function):
-        return njit(**options)(function)
+        return _njit(function, **options)
 
     return decorate if func is None else decorate(func)
+
+
+_warned_no_cache = False
+
+
+def _njit(func: Callable, **options: Any) -> Any:
+    """``njit(**options)(func)``, without the disk cache where no cache directory can be written.
+
+    Numba caches next to the source, else in the user's cache directory (or ``NUMBA_CACHE_DIR``); where none of
+    these is writable (a read-only install with no writable home) it refuses ``cache=True`` at decoration time,
+    which would make the import fail. Then every kernel compiles in memory, with one warning.
+    """
+    global _warned_no_cache
+    try:
+        return njit(**options)(func)
+    except RuntimeError as error:
+        if "cannot cache" not in str(error) or not options.get("cache"):
+            raise
+        if not _warned_no_cache:
+            _warned_no_cache = True
+            warnings.warn(
+                f"numba_xent: no writable Numba cache directory ({error}); kernels are compiled in every process. "
+                "Set NUMBA_CACHE_DIR to a writable directory to cache them.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        return njit(**dict(options, cache=False))(func)
 
 
 class RowKernel:
@@ -41,8 +69,8 @@ class RowKernel:
     def __init__(self, func: Callable, name: str | None = None):
         self.__name__ = name or func.__name__
         self.__doc__ = func.__doc__
-        self.parallel = njit(parallel=True, **JIT_OPTIONS)(func)
-        self.serial = njit(**JIT_OPTIONS)(_renamed(func, "serial"))
+        self.parallel = _njit(func, parallel=True, **JIT_OPTIONS)
+        self.serial = _njit(_renamed(func, "serial"), **JIT_OPTIONS)
 
     def __repr__(self) -> str:
         return f"<row kernel {self.__name__}>"
