@@ -37,7 +37,7 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 def launch(kernel: RowKernel, n_elements: int, **arguments: Any) -> Any:
     """Run ``kernel`` on ``arguments`` (by keyword), in parallel unless the work is small or this is a forked
     child."""
-    if _in_forked_child or n_elements < PARALLEL_MIN_ELEMENTS or numba.get_num_threads() == 1:
+    if _in_forked_child or n_elements < PARALLEL_MIN_ELEMENTS:
         return kernel.serial(**arguments)
     if _layer is not None and _layer != "workqueue":
         return kernel.parallel(**arguments)

@@ -18,6 +18,9 @@ REDUCTIONS = ("mean", "sum", "none")
 INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
+_COMPUTE_DTYPES = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.float32): None, np.dtype(np.float64): None}
+
+
 @dataclass
 class Rows:
     """An array seen as contiguous ``(rows, classes)`` with what is needed to put results back in its shape."""
@@ -26,39 +29,45 @@ class Rows:
     axis: int  # the class axis of the original array, normalised to be non-negative
     shape: tuple  # the original shape
     dtype: np.dtype  # the original dtype (float16 is computed in float32)
-
-    @property
-    def batch_shape(self) -> tuple:
-        return self.shape[: self.axis] + self.shape[self.axis + 1 :]
-
-    @property
-    def n_classes(self) -> int:
-        return self.shape[self.axis]
+    batch_shape: tuple  # the original shape without the class axis
+    n_classes: int
 
     def to_original(self, rows_array: np.ndarray) -> np.ndarray:
         """A ``(rows, classes)`` result viewed in the original shape (the class axis moved back)."""
+        if self.axis == len(self.shape) - 1:
+            return rows_array.reshape(self.shape)
         moved_shape = self.batch_shape + (self.n_classes,)
         return np.moveaxis(rows_array.reshape(moved_shape), -1, self.axis)
 
 
 def as_rows(x, axis: int = -1, name: str = "logits") -> Rows:
-    """View or copy ``x`` as contiguous ``(rows, classes)`` along ``axis``; float16 becomes float32."""
+    """View or copy ``x`` as contiguous ``(rows, classes)`` along ``axis``; float16 becomes float32.
+
+    An array that already has that layout (classes last, C-contiguous, float32 or float64) is viewed, not copied.
+    """
     x = np.asarray(x)
-    if x.dtype not in (np.float16, np.float32, np.float64):
+    if x.dtype not in _COMPUTE_DTYPES:
         raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype}")
-    if x.ndim == 0:
+    ndim = x.ndim
+    if ndim == 0:
         raise ValueError(f"{name} must have at least one dimension (the class axis), got a scalar")
-    if not isinstance(axis, numbers.Integral) or isinstance(axis, bool):
+    if type(axis) is not int and (not isinstance(axis, numbers.Integral) or isinstance(axis, bool)):
         raise TypeError(f"axis must be an integer, got {axis!r}")
-    if not -x.ndim <= axis < x.ndim:
+    if not -ndim <= axis < ndim:
         raise ValueError(f"axis {axis} is out of bounds for {name} with shape {x.shape}")
-    axis = int(axis) % x.ndim
-    if x.shape[axis] == 0:
-        raise ValueError(f"{name} has shape {x.shape}: the class axis {axis} is empty")
-    compute_dtype = np.float32 if x.dtype == np.float16 else x.dtype
-    moved = np.moveaxis(x, axis, -1)
-    data = np.ascontiguousarray(moved, dtype=compute_dtype).reshape(-1, x.shape[axis])
-    return Rows(data, axis, x.shape, x.dtype)
+    axis = int(axis) % ndim
+    shape = x.shape
+    n_classes = shape[axis]
+    if n_classes == 0:
+        raise ValueError(f"{name} has shape {shape}: the class axis {axis} is empty")
+    compute_dtype = _COMPUTE_DTYPES[x.dtype]
+    batch_shape = shape[:axis] + shape[axis + 1 :]
+    if axis == ndim - 1 and compute_dtype is None and x.flags.c_contiguous:
+        data = x.reshape(-1, n_classes)
+    else:
+        moved = np.moveaxis(x, axis, -1)
+        data = np.ascontiguousarray(moved, dtype=compute_dtype or x.dtype).reshape(-1, n_classes)
+    return Rows(data, axis, shape, x.dtype, batch_shape, n_classes)
 
 
 def labels_as_rows(labels, rows: Rows, ignore_index, check_range: bool = True) -> np.ndarray:
@@ -99,7 +108,9 @@ def _raise_bad_label(labels, flat_index, rows, ignore_index):
 
 
 def check_ignore_index(ignore_index) -> int:
-    if not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool):
+    if type(ignore_index) is not int and (
+        not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool)
+    ):
         raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
     ignore_index = int(ignore_index)
     if not INT64_MIN <= ignore_index <= INT64_MAX:
@@ -114,12 +125,16 @@ def check_reduction(reduction) -> Reduction:
 
 
 def check_fraction(value, name: str) -> float:
+    if type(value) is float and 0.0 <= value <= 1.0:
+        return value
     if not isinstance(value, numbers.Real) or not 0.0 <= float(value) <= 1.0:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
 
 
 def check_non_negative(value, name: str) -> float:
+    if type(value) is float and 0.0 <= value < np.inf:
+        return value
     if not isinstance(value, numbers.Real) or not 0.0 <= float(value) < np.inf:
         raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
     return float(value)
@@ -145,6 +160,8 @@ def weights(weight, shape: tuple, name: str, what: str) -> np.ndarray | None:
 
 def grad_output_scale(grad_output, reduction: str, batch_shape: tuple):
     """(scalar scale, per-row scales or None) for a gradient kernel."""
+    if type(grad_output) is float:
+        return grad_output, None
     grad_output = np.asarray(grad_output)
     if grad_output.dtype.kind not in "biuf":
         raise TypeError(f"grad_output must be real, got dtype {grad_output.dtype}")

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ._jit import RowKernel
+from ._kernels.rows import mean_scale as _mean_scale_jit
 from ._launch import launch
 from ._prepare import Rows, check_out
 
@@ -58,20 +59,23 @@ def finish(buffer: np.ndarray, copy_to_out: bool, out: np.ndarray | None, rows: 
     return result.astype(rows.dtype) if result.dtype != rows.dtype else result
 
 
-def mean_scale(scale: float, denominator: float) -> float:
-    """``scale / denominator``, and 0 when nothing was kept (PyTorch gives nan)."""
-    return scale / denominator if denominator != 0.0 else 0.0
-
-
 def reduce_losses(
     losses: np.ndarray | None, total: float, denominator: float, reduction: str, shape: tuple, dtype
 ) -> Any:
     """The loss the caller asked for: the losses in ``shape`` ("none") or a NumPy scalar of the compute dtype."""
-    compute = np.float32 if dtype in (np.float16, np.float32) else np.float64
-    with np.errstate(over="ignore"):  # a float32 loss beyond 3.4e38 is inf, as in PyTorch
-        if reduction == "none":
-            assert losses is not None, "reduction='none' needs the kernel's losses"
-            return losses.astype(compute).reshape(shape)
-        if reduction == "sum":
-            return compute(total)
-        return compute(mean_scale(total, denominator))
+    if reduction == "none":
+        assert losses is not None, "reduction='none' needs the kernel's losses"
+        if dtype == np.float64:
+            return losses.reshape(shape)
+        with np.errstate(over="ignore"):  # a float32 loss beyond 3.4e38 is inf, as in PyTorch
+            return losses.astype(np.float32).reshape(shape)
+    value = total if reduction == "sum" else mean_scale(total, denominator)
+    if dtype == np.float64:
+        return np.float64(value)
+    if abs(value) > _FLOAT32_MAX and value == value:  # inf, as in PyTorch, without the cast's overflow warning
+        value = float("inf") if value > 0 else float("-inf")
+    return np.float32(value)
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+mean_scale = _mean_scale_jit.py_func

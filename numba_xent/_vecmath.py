@@ -231,16 +231,24 @@ def block_max(row, start, stop):
 
 @jit(reassoc=True)
 def block_sum_exp(row, start, stop, shift):
-    """sum(exp(row[start:stop] - shift)) with every term <= 1, accumulated in the row's dtype.
+    """sum(exp(row[start:stop] - shift)) - ones, and ones: how many terms are exactly 1 (the elements at the max).
 
-    Callers keep blocks short (a few thousand elements) and add the block sums in float64.
+    Terms are <= 1 and added in the row's dtype, apart from the 1s: a confident row's other terms are all tiny, and
+    a float32 accumulator that also held a 1 would round them away (its loss is about their sum). Callers keep
+    blocks short (a few thousand elements) and add the block sums in float64.
     """
     prefer_wide_vectors()
     block = row[start:stop]
-    total = row.dtype.type(0.0)  # not row[start] - row[start]: that is NaN when the row starts with -inf
+    zero = row.dtype.type(0.0)  # not row[start] - row[start]: that is NaN when the row starts with -inf
+    one = row.dtype.type(1.0)
+    others = zero
+    ones = zero  # exact: blocks are far shorter than 2**24
     for j in range(block.shape[0]):
-        total += exp_nonpositive(block[j] - shift)
-    return total
+        term = exp_nonpositive(block[j] - shift)
+        is_one = term == one  # NaN terms (NaN or -inf - -inf) are not, and poison the sum as they should
+        others += zero if is_one else term
+        ones += one if is_one else zero
+    return np.float64(others), np.float64(ones)
 
 
 # Elements per block of the online softmax: 8 KiB of float32, so the block is still in L1 when it is read the
@@ -249,29 +257,41 @@ ONLINE_BLOCK = 2048
 
 
 @jit
-def row_max_sum_exp(row):
-    """Online softmax statistics of one row in one pass over its memory: (max, sum(exp(row - max))).
+def row_softmax_stats(row):
+    """Online softmax statistics of one row in one pass over its memory: (max, sum(exp(row - max)) - 1).
 
-    The row is walked in L1-sized blocks: each block's max, then its exponentials while it is still in cache;
-    the running sum is rescaled when the running max grows. While a block's exponentials are computed (compute
-    bound), the next block is prefetched (its max is memory bound), so the two overlap. The sum is float64; the
-    max has the row's dtype.
+    The sum minus one (float64) keeps a confident row's small terms: ``log1p`` of it is the row's log-sum-exp minus
+    its max, to a few ulp even when that is 1e-30. The row is walked in L1-sized blocks: each block's max, then its
+    exponentials while it is still in cache; the running sum is rescaled when the running max grows. While a
+    block's exponentials are computed (compute bound), the next block is prefetched (its max is memory bound), so
+    the two overlap. The max has the row's dtype.
     """
     prefer_wide_vectors()
     n = row.shape[0]
     block_bytes = ONLINE_BLOCK * row.itemsize
     row_max = block_max(row, 0, min(n, ONLINE_BLOCK))
     prefetch_range(row, block_bytes, block_bytes)
-    total = np.float64(block_sum_exp(row, 0, min(n, ONLINE_BLOCK), row_max))
+    others, ones = block_sum_exp(row, 0, min(n, ONLINE_BLOCK), row_max)
     for start in range(ONLINE_BLOCK, n, ONLINE_BLOCK):
         stop = min(n, start + ONLINE_BLOCK)
         new_max = block_max(row, start, stop)
         prefetch_range(row, stop * row.itemsize, block_bytes)
         if new_max > row_max:
-            total *= np.float64(exp_nonpositive(row_max - new_max))
+            # The old max's terms are no longer 1: they join the others, scaled to the new max.
+            others = (others + ones) * np.float64(exp_nonpositive(row_max - new_max))
+            ones = 0.0
             row_max = new_max
-        total += np.float64(block_sum_exp(row, start, stop, row_max))
-    return row_max, total
+        block_others, block_ones = block_sum_exp(row, start, stop, row_max)
+        others += block_others
+        ones += block_ones
+    return row_max, (ones - 1.0) + others
+
+
+@jit
+def row_max_sum_exp(row):
+    """(max, sum(exp(row - max))) of one row, from ``row_softmax_stats``."""
+    row_max, sum_minus_one = row_softmax_stats(row)
+    return row_max, 1.0 + sum_minus_one
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -310,20 +330,24 @@ def _load_tile(block, r0, tile):
 
 
 @jit
-def rows_max_sum_exp(block, out_max, out_sum):
+def rows_softmax_stats(block, out_max, out_sum_minus_one):
     """Softmax statistics of every row of a short-row block, vectorised across rows.
 
     block: (R, C) C-contiguous float32/float64 (any R >= 0, C >= 1). Writes out_max[r] = max(block[r]) (row dtype,
-    NaN if the row has a positive NaN) and out_sum[r] = sum_c exp(block[r, c] - out_max[r]) (float64 array; the
-    terms are added in class order in the row dtype, then converted). Rows go TILE_ROWS at a time through a
-    transposed scratch tile, so each SIMD lane is one row. Same NaN/inf semantics as row_max_sum_exp.
+    NaN if the row has a positive NaN) and out_sum_minus_one[r] = sum_c exp(block[r, c] - out_max[r]) - 1 (float64;
+    the terms are added in class order in the row dtype, the 1s apart as in ``block_sum_exp``). Rows go TILE_ROWS at
+    a time through a transposed scratch tile, so each SIMD lane is one row. Same NaN/inf semantics as
+    ``row_softmax_stats``.
     """
     prefer_wide_vectors()
     n_rows, n_classes = block.shape
+    zero = block.dtype.type(0.0)
+    one = block.dtype.type(1.0)
     tile = np.empty((n_classes, TILE_ROWS), block.dtype)
     best = np.empty(TILE_ROWS, block.dtype).view(_key_dtype(block))
     lane_max = np.empty(TILE_ROWS, block.dtype)
-    lane_sum = np.empty(TILE_ROWS, block.dtype)
+    lane_others = np.empty(TILE_ROWS, block.dtype)
+    lane_ones = np.empty(TILE_ROWS, block.dtype)
     lanes = best.shape[0]
     for r0 in range(0, n_rows, lanes):
         rows = _load_tile(block, r0, tile)
@@ -337,14 +361,18 @@ def rows_max_sum_exp(block, out_max, out_sum):
                 best[r] = key if key > best[r] else best[r]
         for r in range(lanes):
             lane_max[r] = from_order_key(best[r])
-            lane_sum[r] = 0.0
+            lane_others[r] = zero
+            lane_ones[r] = zero
         for c in range(n_classes):
             values = tile[c]
             for r in range(lanes):
-                lane_sum[r] += exp_nonpositive(values[r] - lane_max[r])
+                term = exp_nonpositive(values[r] - lane_max[r])
+                is_one = term == one
+                lane_others[r] += zero if is_one else term
+                lane_ones[r] += one if is_one else zero
         for r in range(rows):
             out_max[r0 + r] = lane_max[r]
-            out_sum[r0 + r] = np.float64(lane_sum[r])
+            out_sum_minus_one[r0 + r] = (np.float64(lane_ones[r]) - 1.0) + np.float64(lane_others[r])
 
 
 @intrinsic
@@ -378,6 +406,16 @@ def log_positive(x):
     for k in range(19, 0, -2):
         series = series * u2 + 1.0 / k
     return np.float64(exponent) * 0.6931471805599453 + 2.0 * u * series
+
+
+@jit
+def log1p_nonnegative(y):
+    """log(1 + y) for y >= 0 (float64), vectorisable: log_positive(1 + y) corrected for the rounding of 1 + y
+    (Goldberg's trick), so a tiny y keeps its relative accuracy. NaN gives NaN."""
+    u = 1.0 + y
+    if u == 1.0:
+        return y
+    return log_positive(u) * (y / (u - 1.0)) if u == u else u
 
 
 @intrinsic

@@ -8,13 +8,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _prepare
-from ._kernels.rows import is_short, rows_per_block, total_row_weight
+from ._kernels.rows import is_short
 from ._kernels.sparse import sparse_rows
-from ._launch import launch
-from ._results import mean_scale, reduce_losses, run_loss_kernel
+from ._results import reduce_losses, run_loss_kernel
 from ._typing import FloatArray, Loss, Reduction
 
 __all__ = ["sparse_cross_entropy", "sparse_cross_entropy_grad", "sparse_cross_entropy_with_grad"]
+
+
+is_short_rows = is_short.py_func  # the kernels' short-row rule, evaluated in Python
 
 
 class SparseOptions(NamedTuple):
@@ -51,15 +53,14 @@ def _prepare_sparse(
     # Labels out of range are found by the kernel (a pass over the labels fewer), unless a user's out= buffer would
     # be written before the kernel could report them.
     flat_labels = _prepare.labels_as_rows(labels, rows, ignore_index, check_range=out is not None)
-    options = SparseOptions(
-        class_weight=_prepare.weights(
+    if class_weight is not None:
+        class_weight = _prepare.weights(
             class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes"
-        ),
-        sample_weight=_prepare.weights(sample_weight, rows.batch_shape, "sample_weight", "labels of that shape"),
-        ignore_index=ignore_index,
-        label_smoothing=label_smoothing,
-        z_loss=z_loss,
-        from_logits=bool(from_logits),
+        )
+    if sample_weight is not None:
+        sample_weight = _prepare.weights(sample_weight, rows.batch_shape, "sample_weight", "labels of that shape")
+    options = SparseOptions(
+        class_weight, sample_weight, ignore_index, label_smoothing, z_loss, from_logits is True or bool(from_logits)
     )
     return rows, flat_labels, reduction, options
 
@@ -75,21 +76,7 @@ def _run(
 ) -> tuple[Loss, FloatArray | None]:
     """Validate the gradient's inputs, then run the shared row kernel once. Returns (loss, gradient or None)."""
     scale, scale_rows = _prepare.grad_output_scale(grad_output, reduction, rows.batch_shape)
-    short = options.from_logits and bool(is_short.py_func(rows.n_classes, rows.data.itemsize))
-    if want_grad and reduction == "mean":
-        # The gradient's scale needs the mean's denominator before the kernel runs; the forward alone gets it from
-        # the kernel (one launch fewer). Both add it in the same blocks of rows, to the same bits.
-        denominator = launch(
-            total_row_weight,
-            flat_labels.shape[0],
-            labels=flat_labels,
-            n_classes=rows.n_classes,
-            class_weight=options.class_weight,
-            sample_weight=options.sample_weight,
-            ignore_index=options.ignore_index,
-            block_rows=rows_per_block.py_func(short),
-        )
-        scale = mean_scale(scale, denominator)
+    short = options.from_logits and is_short_rows(rows.n_classes, rows.data.itemsize)
     (total, denominator, bad_row), losses, grad = run_loss_kernel(
         sparse_rows(short),
         rows,
@@ -97,9 +84,17 @@ def _run(
         want_grad,
         out,
         labels=flat_labels,
+        class_weight=options.class_weight,
+        sample_weight=options.sample_weight,
+        ignore_index=options.ignore_index,
+        label_smoothing=options.label_smoothing,
+        z_loss=options.z_loss,
+        from_logits=options.from_logits,
         grad_scale=scale,
         grad_scale_rows=scale_rows,
-        **options._asdict(),
+        # The gradient of a mean needs its denominator first: the kernel adds it before the rows, in the same
+        # blocks as the loss adds it (the forward alone gets it with the losses).
+        mean_gradient=reduction == "mean",
     )
     if bad_row >= 0:
         _prepare.raise_bad_label(flat_labels.reshape(rows.batch_shape), bad_row, rows, options.ignore_index)

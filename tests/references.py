@@ -92,12 +92,28 @@ def sparse_cross_entropy(
 
     if from_logits:
         log_p = log_softmax(x, axis=-1)
+        # -log p_y = (max - x_y) + log1p(sum over the classes other than the argmax of exp(x_c - max)): the log of a
+        # sum kept apart from the max's 1, so that a confident row's tiny loss keeps its digits (log(1 + 1e-14)
+        # keeps two of them). Rows with a NaN or an infinite max keep log_softmax's answer.
+        top = np.argmax(x, axis=-1)[..., None]
+        x_max = np.take_along_axis(x, top, axis=-1)
+        with np.errstate(invalid="ignore"):
+            others = np.exp(x - x_max)
+        np.put_along_axis(others, top, 0.0, axis=-1)
+        gap = (x_max - np.take_along_axis(x, safe_labels[..., None], axis=-1))[..., 0]
+        with np.errstate(invalid="ignore"):
+            nll_apart = gap + np.log1p(others.sum(-1))
+        textbook = np.take_along_axis(log_p, safe_labels[..., None], axis=-1)[..., 0]
+        label_log_p = np.where(np.isfinite(x_max[..., 0]), -nll_apart, textbook)
     else:
         # Keras: renormalise each row, clip, take the log.
         p = x / np.sum(x, axis=-1, keepdims=True)
         log_p = np.log(np.clip(p, KERAS_EPSILON, 1.0 - KERAS_EPSILON))
+        label_log_p = None
     nll = -log_p
     nll_label = np.take_along_axis(nll, safe_labels[..., None], axis=-1)[..., 0]
+    if label_log_p is not None:
+        nll_label = -label_log_p
     w_label = class_w[safe_labels]
 
     eps = label_smoothing

@@ -87,3 +87,15 @@ def test_read_only_install_with_no_writable_cache_anywhere(tmp_path):
     result = _run(USE_EVERYTHING, env, tmp_path, prefix)
     assert result.returncode == 0 and f"ok {site}" in result.stdout, result.stderr
     assert result.stderr.count(WARNING) == 1, result.stderr
+
+
+def test_cache_entries_are_keyed_by_the_package_source():
+    """A change anywhere in the package (say, an inlined helper in another file) must be a cache miss."""
+    from numba_xent import _jit
+    from numba_xent._kernels.sparse import sparse_rows
+
+    kernel = sparse_rows(False)
+    for dispatcher in (kernel.parallel, kernel.serial):
+        assert isinstance(dispatcher._cache, _jit._PackageCache)
+    assert _jit._PackageCache.fingerprint == _jit._source_fingerprint()
+    assert len(_jit._PackageCache.fingerprint) == 64

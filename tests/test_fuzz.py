@@ -16,7 +16,7 @@ import os
 import numpy as np
 import references as ref
 from helpers import assert_close, rel_atol
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import numba_xent as nx
@@ -73,6 +73,9 @@ def sparse_problems(draw):
 
 @FUZZ
 @given(sparse_problems())
+# Found by the first deep run (10**4 examples): a confident float32 row whose loss, 2.52e-6, came out 0.6% low
+# when the one-pass sum of exponentials held the max's 1 in float32.
+@example((np.array([6.286511, -6.605243], np.float32), np.array(0, np.int8), {"axis": 0, "reduction": "mean"}))
 def test_sparse_loss(problem):
     logits, labels, options = problem
     expected = ref.sparse_cross_entropy(logits, labels, **options)

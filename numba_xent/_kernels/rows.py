@@ -7,15 +7,14 @@ block, then the block sums added in order), so the bits of a mean or sum do not 
 import math
 
 import numpy as np
-from numba import prange
 
-from .._jit import jit, row_kernel
+from .._jit import jit
 from .._vecmath import (
     exp_nonpositive,
-    log_positive,
+    log1p_nonnegative,
     prefer_wide_vectors,
-    row_max_sum_exp,
-    rows_max_sum_exp,
+    row_softmax_stats,
+    rows_softmax_stats,
 )
 
 # Rows per block of the fixed-order reductions. Short rows go through the across-rows helpers, which want a few
@@ -23,7 +22,7 @@ from .._vecmath import (
 ROWS_PER_BLOCK = 64
 SHORT_ROWS_PER_BLOCK = 256
 # Rows of at most this many bytes (128 float32 or 64 float64 classes) are processed with SIMD across rows
-# (``rows_max_sum_exp``): the measured crossover; beyond it the transposed tile outgrows L1.
+# (``rows_softmax_stats``): the measured crossover; beyond it the transposed tile outgrows L1.
 SHORT_ROW_MAX_BYTES = 512
 
 
@@ -66,7 +65,7 @@ def first_valid(block_rows):
     return -1
 
 
-@jit
+@jit(inline=True)
 def class_weight_of(label, class_weight):
     """class_weight[label], or 1.0 when class_weight is None."""
     if class_weight is None:
@@ -74,7 +73,7 @@ def class_weight_of(label, class_weight):
     return class_weight[label]
 
 
-@jit
+@jit(inline=True)
 def sample_weight_of(row, sample_weight):
     """sample_weight[row], or 1.0 when sample_weight is None."""
     if sample_weight is None:
@@ -82,7 +81,7 @@ def sample_weight_of(row, sample_weight):
     return sample_weight[row]
 
 
-@jit
+@jit(inline=True)
 def grad_scale_of(row, grad_scale, grad_scale_rows):
     """grad_scale_rows[row], or the scalar grad_scale when grad_scale_rows is None."""
     if grad_scale_rows is None:
@@ -100,39 +99,40 @@ def first_bad_label(labels, n_classes, ignore_index):
     return -1
 
 
-@row_kernel
-def total_row_weight(labels, n_classes, class_weight, sample_weight, ignore_index, block_rows):
-    """sum of w_y * s_i over rows whose label is in [0, n_classes) and not ignore_index: the denominator of a
-    weighted mean. Added in the same blocks of ``block_rows`` rows as the loss kernels add it, to the same bits.
-    """
-    n_rows = labels.shape[0]
-    block_sums = np.empty(n_blocks(n_rows, block_rows))
-    for block in prange(block_sums.shape[0]):
-        total = 0.0
-        for row in range(block * block_rows, min(n_rows, (block + 1) * block_rows)):
-            label = labels[row]
-            if label != ignore_index and 0 <= label < n_classes:
-                total += class_weight_of(label, class_weight) * sample_weight_of(row, sample_weight)
-        block_sums[block] = total
-    return sum_in_order(block_sums)
+@jit
+def kept_weight(labels, first, last, n_classes, class_weight, sample_weight, ignore_index):
+    """sum of w_y * s_i over rows first..last-1 whose label is in [0, n_classes) and not ignore_index: one block's
+    share of the denominator of a weighted mean, added in row order as the loss kernels add it (same bits)."""
+    total = 0.0
+    for row in range(first, last):
+        label = labels[row]
+        if label != ignore_index and 0 <= label < n_classes:
+            total += class_weight_of(label, class_weight) * sample_weight_of(row, sample_weight)
+    return total
+
+
+@jit
+def mean_scale(scale, denominator):
+    """``scale / denominator``, and 0 when nothing was kept (PyTorch gives nan)."""
+    return scale / denominator if denominator != 0.0 else 0.0
 
 
 @jit
 def row_stats(row):
-    """(max, log(sum(exp(row - max)))) of a logits row, from one pass over its memory."""
-    row_max, sum_exp = row_max_sum_exp(row)
-    return row_max, math.log(sum_exp)
+    """(max, log(sum(exp(row - max)))) of a logits row, from one pass over its memory. The log is accurate relative
+    to itself when it is tiny (a confident row, whose loss it is)."""
+    row_max, sum_minus_one = row_softmax_stats(row)
+    return row_max, math.log1p(sum_minus_one)
 
 
 @jit
 def short_rows_stats(block, row_max, log_sum):
     """Per-row max and log(sum(exp(x - max))) of a block of short rows, with SIMD across rows."""
     prefer_wide_vectors()
-    sums = np.empty(block.shape[0])
-    rows_max_sum_exp(block, row_max, sums)
+    sums_minus_one = np.empty(block.shape[0])
+    rows_softmax_stats(block, row_max, sums_minus_one)
     for r in range(block.shape[0]):
-        total = sums[r]
-        log_sum[r] = log_positive(total) if total == total else total  # a NaN row stays NaN
+        log_sum[r] = log1p_nonnegative(sums_minus_one[r])
 
 
 @jit
@@ -163,8 +163,7 @@ def weighted_gap_sum(row, row_max, class_weight):
     return total
 
 
-@jit
-def softmax_scaled_row(x, row_max, log_sum, coef, out):
+def _softmax_scaled_row(x, row_max, log_sum, coef, out):
     """out[c] = coef * exp((x[c] - max) - log_sum) in the row's dtype; ``out`` may be ``x`` (in place)."""
     prefer_wide_vectors()
     scale = x.dtype.type(coef)
@@ -176,6 +175,12 @@ def softmax_scaled_row(x, row_max, log_sum, coef, out):
     else:
         for c in range(x.shape[0]):
             out[c] = scale * exp_nonpositive((x[c] - row_max) - shift)
+
+
+# One source, compiled twice: a call for long rows (the loop dominates), inlined for short rows (the call's
+# reference counting costs more than a short row).
+softmax_scaled_row = jit(_softmax_scaled_row)
+softmax_scaled_short_row = jit(inline=True)(_softmax_scaled_row)
 
 
 @jit

@@ -13,6 +13,7 @@ from .rows import (
     rows_per_block,
     short_rows_stats,
     softmax_scaled_row,
+    softmax_scaled_short_row,
 )
 
 
@@ -37,6 +38,8 @@ def softmax_rows(logits, out, log):
                 row_max[i], log_sum[i] = row_stats(x)
             if log:
                 log_softmax_row(x, row_max[i], log_sum[i], out[row])
+            elif short:
+                softmax_scaled_short_row(x, row_max[i], log_sum[i], 1.0, out[row])
             else:
                 softmax_scaled_row(x, row_max[i], log_sum[i], 1.0, out[row])
 

@@ -11,12 +11,15 @@ from .rows import (
     class_weight_of,
     first_valid,
     grad_scale_of,
+    kept_weight,
+    mean_scale,
     n_blocks,
     row_stats,
     rows_per_block,
     sample_weight_of,
     short_rows_stats,
     softmax_scaled_row,
+    softmax_scaled_short_row,
     sum_in_order,
     weighted_gap_sum,
 )
@@ -25,7 +28,7 @@ from .rows import (
 PROB_EPS = 1e-7
 
 
-@jit
+@jit(inline=True)
 def smoothing_terms(x, class_weight, row_max, log_sum):
     """(sum_c w_c (lse - x_c), W = sum_c w_c) of one row, for label smoothing."""
     total_class_weight = np.float64(x.shape[0])
@@ -36,8 +39,8 @@ def smoothing_terms(x, class_weight, row_max, log_sum):
     return total_class_weight * log_sum + weighted_gap_sum(x, row_max, class_weight), total_class_weight
 
 
-@jit
-def losses_and_softmax_coef(x, label, class_weight, label_weight, smoothing, z_loss, row_max, log_sum):
+@jit(inline=True)
+def row_loss_and_softmax_coef(x, label, class_weight, label_weight, smoothing, z_loss, row_max, log_sum):
     """Loss of one row from its softmax statistics, and the coefficient of softmax(x) in its gradient.
 
     loss = (1-eps) w_y (lse - x_y) + (eps/C) sum_c w_c (lse - x_c) + z w_y lse^2, so
@@ -55,7 +58,7 @@ def losses_and_softmax_coef(x, label, class_weight, label_weight, smoothing, z_l
     return loss, softmax_coef
 
 
-@jit
+@jit(inline=True)
 def subtract_targets(grad, label, class_weight, label_weight, smoothing, grad_coef):
     """Subtract the non-softmax terms of a row's gradient: the label's, and label smoothing's (eps/C) w_c."""
     if smoothing != 0.0:
@@ -70,7 +73,7 @@ def subtract_targets(grad, label, class_weight, label_weight, smoothing, grad_co
     grad[label] -= grad.dtype.type(grad_coef * (1.0 - smoothing) * label_weight)
 
 
-@jit
+@jit(inline=True)
 def prob_target(c, label, class_weight, label_weight, smoothing, n_classes):
     """Weight of -log p_c in a row's loss: (1-eps) w_y [c == y] + (eps/C) w_c, as PyTorch's smoothing formula."""
     target = 0.0
@@ -132,13 +135,15 @@ def sparse_rows(short: bool) -> RowKernel:
         from_logits,
         grad_scale,
         grad_scale_rows,
+        mean_gradient,
         losses,
         grad,
     ):
         """Per-row losses into ``losses`` (float64, length rows) and, unless ``grad`` is None, the gradient.
 
         ``grad`` may be ``logits`` itself (in place): a row's logits are all read before its gradient is written. The
-        gradient of row i is scaled by ``grad_scale_rows[i]`` (if not None) or by ``grad_scale``.
+        gradient of row i is scaled by ``grad_scale_rows[i]`` (if not None) or by ``grad_scale``, divided by the
+        weighted mean's denominator when ``mean_gradient`` (computed first, in the blocks the loss adds it in).
 
         Returns the sum of the row losses and the sum of the kept rows' weights (the denominator of the mean), each
         added in fixed blocks, and the first row whose label is outside [0, C) and not ``ignore_index`` (-1 if none).
@@ -149,6 +154,14 @@ def sparse_rows(short: bool) -> RowKernel:
         block_sums = np.empty(n_blocks(n_rows, block_rows))
         block_weights = np.empty(n_blocks(n_rows, block_rows))
         block_bad_rows = np.empty(n_blocks(n_rows, block_rows), np.intp)
+        if grad is not None and mean_gradient:
+            for block in prange(block_weights.shape[0]):
+                first = block * block_rows
+                last = min(n_rows, first + block_rows)
+                block_weights[block] = kept_weight(
+                    labels, first, last, n_classes, class_weight, sample_weight, ignore_index
+                )
+            grad_scale = mean_scale(grad_scale, sum_in_order(block_weights))
         for block in prange(block_sums.shape[0]):
             first = block * block_rows
             last = min(n_rows, first + block_rows)
@@ -182,7 +195,7 @@ def sparse_rows(short: bool) -> RowKernel:
                 else:
                     if not short:
                         row_max[i], log_sum[i] = row_stats(x)
-                    loss, coef = losses_and_softmax_coef(
+                    loss, coef = row_loss_and_softmax_coef(
                         x, label, class_weight, label_weight, label_smoothing, z_loss, row_max[i], log_sum[i]
                     )
                     loss *= sample_scale
@@ -205,7 +218,7 @@ def sparse_rows(short: bool) -> RowKernel:
                     i = row - first
                     label_weight = class_weight_of(label, class_weight)
                     grad_coef = sample_weight_of(row, sample_weight) * grad_scale_of(row, grad_scale, grad_scale_rows)
-                    softmax_scaled_row(logits[row], row_max[i], log_sum[i], softmax_coef[i], grad[row])
+                    softmax_scaled_short_row(logits[row], row_max[i], log_sum[i], softmax_coef[i], grad[row])
                     subtract_targets(grad[row], label, class_weight, label_weight, label_smoothing, grad_coef)
         return sum_in_order(block_sums), sum_in_order(block_weights), first_valid(block_bad_rows)
 
