@@ -1,0 +1,148 @@
+"""Side-by-side timings for the integration layer (issue 9), in one process so the ratios share the machine's load:
+
+- ``evaluate`` against the forward ``sparse_cross_entropy`` on the same logits;
+- the PyTorch adapter and the autograd primitive against the plain functions they call (forward, and
+  forward + backward against ``sparse_cross_entropy_with_grad``).
+
+Run: ``python benchmarks/integration_overhead.py [evaluate|adapters]``. Prints medians. Not an asv suite (no
+``time_`` names); heavy imports are inside the functions.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+EVALUATE_SHAPES = [(8192, 32000), (4096, 1000), (65536, 10)]
+ADAPTER_SHAPES = [(128, 10), (8192, 32000)]
+
+
+def median_seconds(call, repeats, warmup=2):
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def _inputs(shape, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    logits = (2.0 * rng.standard_normal(shape, dtype=np.float32)).astype(np.float32, copy=False)
+    labels = rng.integers(0, shape[-1], size=shape[:-1], dtype=np.int64)
+    return logits, labels
+
+
+def measure_evaluate():
+    import numba_xent as nx
+
+    print("| shape | forward ms | evaluate ms (top_k=(1,)) | evaluate ms (top_k=(1, 5)) | evaluate / forward |")
+    print("|---|--:|--:|--:|--:|")
+    for shape in EVALUATE_SHAPES:
+        logits, labels = _inputs(shape)
+        repeats = 7 if logits.size > 10**8 else 31
+        # Interleave: each repeat times all three, so drifting load hits them alike.
+        samples: dict[str, list[float]] = {"forward": [], "evaluate": [], "evaluate5": []}
+        calls = {
+            "forward": lambda: nx.sparse_cross_entropy(logits, labels),
+            "evaluate": lambda: nx.evaluate(logits, labels),
+            "evaluate5": lambda: nx.evaluate(logits, labels, top_k=(1, 5)),
+        }
+        for call in calls.values():
+            call()
+            call()
+        for _ in range(repeats):
+            for name, call in calls.items():
+                start = time.perf_counter()
+                call()
+                samples[name].append(time.perf_counter() - start)
+        forward, evaluate, evaluate5 = (statistics.median(samples[name]) * 1e3 for name in calls)
+        print(
+            f"| {shape[0]}x{shape[1]} | {forward:.3g} | {evaluate:.3g} | {evaluate5:.3g} | {evaluate / forward:.2f} |"
+        )
+        del logits
+
+
+def measure_adapters():
+    import numpy as np
+
+    import numba_xent as nx
+
+    torch = autograd = None
+    try:
+        import torch
+
+        import numba_xent.torch as nx_torch
+
+        torch.set_num_threads(2)
+    except ImportError:
+        pass
+    try:
+        import autograd
+
+        import numba_xent.autograd as nx_autograd
+    except ImportError:
+        pass
+
+    print("| shape | unit | plain fwd | torch adapter fwd | autograd fwd | plain fwd+grad | torch fwd+bwd | "
+          "autograd value_and_grad | F.cross_entropy fwd+bwd |")
+    print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
+    for shape in ADAPTER_SHAPES:
+        logits, labels = _inputs(shape)
+        big = logits.size > 10**8
+        scale, unit, repeats = (1e3, "ms", 5) if big else (1e6, "µs", 201)
+        row = {
+            "plain fwd": lambda: nx.sparse_cross_entropy(logits, labels),
+            "plain fwd+grad": lambda: nx.sparse_cross_entropy_with_grad(logits, labels),
+        }
+        if torch is not None:
+            x = torch.from_numpy(logits)
+            x_grad = x.clone().requires_grad_(True)
+            y = torch.from_numpy(labels)
+
+            def torch_backward():
+                x_grad.grad = None
+                nx_torch.cross_entropy(x_grad, y).backward()
+
+            def torch_native_backward():
+                x_grad.grad = None
+                torch.nn.functional.cross_entropy(x_grad, y).backward()
+
+            row["torch fwd"] = lambda: nx_torch.cross_entropy(x, y)
+            row["torch fwd+bwd"] = torch_backward
+            if not big:  # PyTorch's own is a peer, not an overhead figure; at 1 GB it takes seconds
+                row["F.cross_entropy fwd+bwd"] = torch_native_backward
+        if autograd is not None:
+            value_and_grad = autograd.value_and_grad(lambda z: nx_autograd.sparse_cross_entropy(z, labels))
+            row["autograd fwd"] = lambda: nx_autograd.sparse_cross_entropy(logits, labels)
+            row["autograd v&g"] = lambda: value_and_grad(logits)
+        medians = {name: median_seconds(call, repeats) * scale for name, call in row.items()}
+        cells = [
+            medians.get(name)
+            for name in (
+                "plain fwd",
+                "torch fwd",
+                "autograd fwd",
+                "plain fwd+grad",
+                "torch fwd+bwd",
+                "autograd v&g",
+                "F.cross_entropy fwd+bwd",
+            )
+        ]
+        text = " | ".join("-" if value is None else f"{value:.3g}" for value in cells)
+        print(f"| {shape[0]}x{shape[1]} | {unit} | {text} |")
+        del logits
+        np.empty(0)
+
+
+if __name__ == "__main__":
+    which = sys.argv[1] if len(sys.argv) > 1 else "all"
+    if which in ("evaluate", "all"):
+        measure_evaluate()
+    if which in ("adapters", "all"):
+        measure_adapters()

@@ -1,0 +1,209 @@
+"""The kernel behind :func:`numba_xent.evaluate`: per row, the softmax statistics and the label's rank from one
+read of the row's memory.
+
+The row is walked in L1-sized blocks; each block gets its max and sum of exponentials (``row_max_sum_exp``) and,
+while it is still in cache, the count of logits strictly above the label's. Block statistics are merged online
+(the running sum is rescaled when the max grows). Rows are reduced in fixed blocks of rows, summed in order, so the
+bits do not depend on the thread count.
+"""
+
+import math
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import overload
+
+from ._vecmath import EXACT, exp_nonpositive, prefer_wide_vectors, row_max_sum_exp
+
+# A log that vectorises across a loop (math.log is a libm call per row: 17 ns, more than a 10-class row's own
+# statistics). Not among the _vecmath names promised to stay: if it moves, import it from its new home.
+from ._vecmath import log_positive
+
+ROWS_PER_BLOCK = 64
+# Elements per block: 8 KiB of float32, so the rank count reads the block from L1 right after its statistics.
+ONLINE_BLOCK = 2048
+
+
+def bits_of(row):
+    """The row's memory as integers of the same width, as ``row_max_sum_exp`` takes it (@njit only)."""
+    raise NotImplementedError
+
+
+@overload(bits_of, inline="always", jit_options=EXACT)
+def _bits_of_overload(row):
+    bits_type = {types.float32: np.int32, types.float64: np.int64}[row.dtype]
+    return lambda row: row.view(bits_type)
+
+
+@njit(**EXACT)
+def count_greater(block, threshold):
+    """How many elements of ``block`` are strictly greater than ``threshold`` (NaNs are not)."""
+    prefer_wide_vectors()
+    count = 0
+    for j in range(block.shape[0]):
+        count += 1 if block[j] > threshold else 0
+    return count
+
+
+@njit(**EXACT)
+def row_stats_and_rank(row, label_logit):
+    """(max, sum(exp(row - max)) in float64, number of logits > label_logit) from one pass over the row."""
+    bits = bits_of(row)
+    n_classes = row.shape[0]
+    stop = min(n_classes, ONLINE_BLOCK)
+    row_max, total = row_max_sum_exp(row[:stop], bits[:stop])
+    greater = count_greater(row[:stop], label_logit)
+    for start in range(ONLINE_BLOCK, n_classes, ONLINE_BLOCK):
+        stop = min(n_classes, start + ONLINE_BLOCK)
+        block_max, block_sum = row_max_sum_exp(row[start:stop], bits[start:stop])
+        greater += count_greater(row[start:stop], label_logit)
+        if block_max > row_max:
+            total = total * np.float64(exp_nonpositive(row_max - block_max)) + block_sum
+            row_max = block_max
+        else:
+            total += block_sum * np.float64(exp_nonpositive(block_max - row_max))
+    return row_max, total, greater
+
+
+# Rows of at most this many bytes go through ``short_rows_stats_and_rank`` (SIMD across rows): per row, the
+# long-row path's block calls and prefetch cost several times the row itself at 10 classes.
+SHORT_ROW_MAX_BYTES = 512
+SHORT_ROWS_PER_BLOCK = 256
+TILE_ROWS = 64
+
+
+def label_logit_of(row, label, n_classes):
+    """row[label] for a label in [0, n_classes), else 0 (such rows are not used) (@njit only)."""
+    raise NotImplementedError
+
+
+@overload(label_logit_of, inline="always", jit_options=EXACT)
+def _label_logit_of_overload(row, label, n_classes):
+    def impl(row, label, n_classes):
+        return row[label] if 0 <= label < n_classes else row[0] - row[0]
+
+    return impl
+
+
+@njit(**EXACT)
+def short_rows_stats_and_rank(block, labels, row_max, log_sum, greater):
+    """Per row of a block of short rows: max, log(sum(exp(row - max))), and the count of logits above the label's.
+    Each SIMD lane is one row: the block goes through a transposed (classes, 64) tile, the lane loops run over rows.
+    """
+    prefer_wide_vectors()
+    n_rows, n_classes = block.shape
+    tile = np.empty((n_classes, TILE_ROWS), block.dtype)
+    lane_max = np.empty(TILE_ROWS, block.dtype)
+    lane_sum = np.empty(TILE_ROWS, block.dtype)
+    lane_label_logit = np.empty(TILE_ROWS, block.dtype)
+    lane_greater = np.empty(TILE_ROWS, np.int32)
+    lanes = lane_max.shape[0]  # from the array, not the constant: a constant trip count gets unrolled, not vectorised
+    for first in range(0, n_rows, lanes):
+        used = min(lanes, n_rows - first)
+        for r in range(used):
+            row = block[first + r]
+            lane_label_logit[r] = label_logit_of(row, labels[first + r], n_classes)
+            for c in range(n_classes):
+                tile[c, r] = row[c]
+        for r in range(used, lanes):
+            lane_label_logit[r] = 0.0
+            for c in range(n_classes):
+                tile[c, r] = 0.0
+        for r in range(lanes):
+            lane_max[r] = tile[0, r]
+            lane_sum[r] = 0.0
+            lane_greater[r] = 0
+        for c in range(1, n_classes):
+            values = tile[c]
+            for r in range(lanes):
+                lane_max[r] = values[r] if values[r] > lane_max[r] else lane_max[r]  # a NaN poisons the sum below
+        for c in range(n_classes):
+            values = tile[c]
+            for r in range(lanes):
+                lane_sum[r] += exp_nonpositive(values[r] - lane_max[r])
+                lane_greater[r] += np.int32(1) if values[r] > lane_label_logit[r] else np.int32(0)
+        for r in range(used):
+            row_max[first + r] = lane_max[r]
+            total = np.float64(lane_sum[r])
+            log_sum[first + r] = log_positive(total) if total == total else total  # >= 1, or NaN
+            greater[first + r] = lane_greater[r]
+
+
+@njit(**EXACT)
+def long_rows_stats_and_rank(block, labels, row_max, log_sum, greater):
+    """``row_stats_and_rank`` of each row of a block whose label is in range (the others are skipped), with the log
+    of the sum."""
+    n_classes = block.shape[1]
+    for r in range(block.shape[0]):
+        label = labels[r]
+        if 0 <= label < n_classes:
+            row_max[r], sum_exp, greater[r] = row_stats_and_rank(block[r], block[r, label])
+            log_sum[r] = math.log(sum_exp)
+
+
+@njit(parallel=True, **EXACT)
+def evaluate_rows(logits, labels, class_weight, ignore_index, top_k):
+    """Weighted sum of the kept rows' losses, the sum of their weights, the kept-row count, the count of rows
+    correct at each k of ``top_k`` (a row is correct at k when fewer than k logits exceed the label's), and the
+    first row whose label is outside [0, C) and not ``ignore_index`` (-1 if none; such rows are skipped)."""
+    n_rows, n_classes = logits.shape
+    short = n_classes * logits.itemsize <= SHORT_ROW_MAX_BYTES
+    block_rows = SHORT_ROWS_PER_BLOCK if short else ROWS_PER_BLOCK
+    n_blocks = (n_rows + block_rows - 1) // block_rows
+    block_loss = np.empty(n_blocks)
+    block_weight = np.empty(n_blocks)
+    block_kept = np.empty(n_blocks, np.intp)
+    block_bad_row = np.empty(n_blocks, np.intp)
+    block_correct = np.empty((n_blocks, top_k.shape[0]), np.intp)
+    for block in prange(n_blocks):
+        first = block * block_rows
+        last = min(n_rows, first + block_rows)
+        row_max = np.empty(last - first, logits.dtype)
+        log_sum = np.empty(last - first)
+        greater = np.empty(last - first, np.int32)
+        if short:
+            short_rows_stats_and_rank(logits[first:last], labels[first:last], row_max, log_sum, greater)
+        else:
+            long_rows_stats_and_rank(logits[first:last], labels[first:last], row_max, log_sum, greater)
+        loss = 0.0
+        weight = 0.0
+        kept = 0
+        bad_row = -1
+        correct = block_correct[block]
+        correct[:] = 0
+        for row in range(first, last):
+            label = labels[row]
+            if label == ignore_index:
+                continue
+            if label < 0 or label >= n_classes:
+                bad_row = row if bad_row < 0 else bad_row
+                continue
+            i = row - first
+            label_logit = logits[row, label]
+            # A NaN label logit is never correct (NaN compares greater than nothing).
+            rank = n_classes if label_logit != label_logit else greater[i]
+            # lse - x_y as (max - x_y) + log(sum): max + log(sum) would round the log away for large logits.
+            nll = (np.float64(row_max[i]) - np.float64(label_logit)) + log_sum[i]
+            row_weight = 1.0 if class_weight is None else class_weight[label]
+            loss += row_weight * nll
+            weight += row_weight
+            kept += 1
+            for j in range(top_k.shape[0]):
+                correct[j] += 1 if rank < top_k[j] else 0
+        block_loss[block] = loss
+        block_weight[block] = weight
+        block_kept[block] = kept
+        block_bad_row[block] = bad_row
+    total_loss = 0.0
+    total_weight = 0.0
+    total_kept = 0
+    first_bad_row = -1
+    total_correct = np.zeros(top_k.shape[0], np.intp)
+    for block in range(n_blocks):
+        total_loss += block_loss[block]
+        total_weight += block_weight[block]
+        total_kept += block_kept[block]
+        if first_bad_row < 0:
+            first_bad_row = block_bad_row[block]
+        total_correct += block_correct[block]
+    return total_loss, total_weight, total_kept, total_correct, first_bad_row
