@@ -13,6 +13,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
+from functools import partial
 
 EVALUATE_SHAPES = [(8192, 32000), (4096, 1000), (65536, 10)]
 ADAPTER_SHAPES = [(128, 10), (8192, 32000)]
@@ -49,9 +50,9 @@ def measure_evaluate():
         # Interleave: each repeat times all three, so drifting load hits them alike.
         samples: dict[str, list[float]] = {"forward": [], "evaluate": [], "evaluate5": []}
         calls = {
-            "forward": lambda: nx.sparse_cross_entropy(logits, labels),
-            "evaluate": lambda: nx.evaluate(logits, labels),
-            "evaluate5": lambda: nx.evaluate(logits, labels, top_k=(1, 5)),
+            "forward": partial(nx.sparse_cross_entropy, logits, labels),
+            "evaluate": partial(nx.evaluate, logits, labels),
+            "evaluate5": partial(nx.evaluate, logits, labels, top_k=(1, 5)),
         }
         for call in calls.values():
             call()
@@ -66,6 +67,15 @@ def measure_evaluate():
             f"| {shape[0]}x{shape[1]} | {forward:.3g} | {evaluate:.3g} | {evaluate5:.3g} | {evaluate / forward:.2f} |"
         )
         del logits
+
+
+def _backward(loss_function, logits, labels):
+    logits.grad = None
+    loss_function(logits, labels).backward()
+
+
+def _swap(function, labels, logits):
+    return function(logits, labels)
 
 
 def measure_adapters():
@@ -89,38 +99,32 @@ def measure_adapters():
     except ImportError:
         pass
 
-    print("| shape | unit | plain fwd | torch adapter fwd | autograd fwd | plain fwd+grad | torch fwd+bwd | "
-          "autograd value_and_grad | F.cross_entropy fwd+bwd |")
+    print(
+        "| shape | unit | plain fwd | torch adapter fwd | autograd fwd | plain fwd+grad | torch fwd+bwd | "
+        "autograd value_and_grad | F.cross_entropy fwd+bwd |"
+    )
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
     for shape in ADAPTER_SHAPES:
         logits, labels = _inputs(shape)
         big = logits.size > 10**8
         scale, unit, repeats = (1e3, "ms", 5) if big else (1e6, "µs", 201)
         row = {
-            "plain fwd": lambda: nx.sparse_cross_entropy(logits, labels),
-            "plain fwd+grad": lambda: nx.sparse_cross_entropy_with_grad(logits, labels),
+            "plain fwd": partial(nx.sparse_cross_entropy, logits, labels),
+            "plain fwd+grad": partial(nx.sparse_cross_entropy_with_grad, logits, labels),
         }
         if torch is not None:
             x = torch.from_numpy(logits)
             x_grad = x.clone().requires_grad_(True)
             y = torch.from_numpy(labels)
 
-            def torch_backward():
-                x_grad.grad = None
-                nx_torch.cross_entropy(x_grad, y).backward()
-
-            def torch_native_backward():
-                x_grad.grad = None
-                torch.nn.functional.cross_entropy(x_grad, y).backward()
-
-            row["torch fwd"] = lambda: nx_torch.cross_entropy(x, y)
-            row["torch fwd+bwd"] = torch_backward
+            row["torch fwd"] = partial(nx_torch.cross_entropy, x, y)
+            row["torch fwd+bwd"] = partial(_backward, nx_torch.cross_entropy, x_grad, y)
             if not big:  # PyTorch's own is a peer, not an overhead figure; at 1 GB it takes seconds
-                row["F.cross_entropy fwd+bwd"] = torch_native_backward
+                row["F.cross_entropy fwd+bwd"] = partial(_backward, torch.nn.functional.cross_entropy, x_grad, y)
         if autograd is not None:
-            value_and_grad = autograd.value_and_grad(lambda z: nx_autograd.sparse_cross_entropy(z, labels))
-            row["autograd fwd"] = lambda: nx_autograd.sparse_cross_entropy(logits, labels)
-            row["autograd v&g"] = lambda: value_and_grad(logits)
+            value_and_grad = autograd.value_and_grad(partial(_swap, nx_autograd.sparse_cross_entropy, labels))
+            row["autograd fwd"] = partial(nx_autograd.sparse_cross_entropy, logits, labels)
+            row["autograd v&g"] = partial(value_and_grad, logits)
         medians = {name: median_seconds(call, repeats) * scale for name, call in row.items()}
         cells = [
             medians.get(name)

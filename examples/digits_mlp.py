@@ -155,7 +155,9 @@ def train_torch(data, config: Config) -> History:
         order = torch.from_numpy(order_rng.permutation(len(x_train)))
         for first in range(0, len(order), config.batch_size):
             batch = order[first : first + config.batch_size]
-            loss = nx_torch.cross_entropy(forward(x_train[batch]), y_train[batch], label_smoothing=config.label_smoothing)
+            loss = nx_torch.cross_entropy(
+                forward(x_train[batch]), y_train[batch], label_smoothing=config.label_smoothing
+            )
             for param in params.values():
                 param.grad = None
             loss.backward()

@@ -8,6 +8,7 @@ bits do not depend on the thread count.
 """
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit, prange, types
@@ -17,7 +18,10 @@ from ._vecmath import EXACT, exp_nonpositive, prefer_wide_vectors, row_max_sum_e
 
 # A log that vectorises across a loop (math.log is a libm call per row: 17 ns, more than a 10-class row's own
 # statistics). Not among the _vecmath names promised to stay: if it moves, import it from its new home.
-from ._vecmath import log_positive
+from ._vecmath import log_positive  # isort: skip
+
+JIT: dict[str, Any] = dict(EXACT)
+PARALLEL: dict[str, Any] = dict(EXACT, parallel=True)
 
 ROWS_PER_BLOCK = 64
 # Elements per block: 8 KiB of float32, so the rank count reads the block from L1 right after its statistics.
@@ -29,13 +33,13 @@ def bits_of(row):
     raise NotImplementedError
 
 
-@overload(bits_of, inline="always", jit_options=EXACT)
+@overload(bits_of, inline="always", jit_options=JIT)  # type: ignore[arg-type]
 def _bits_of_overload(row):
     bits_type = {types.float32: np.int32, types.float64: np.int64}[row.dtype]
     return lambda row: row.view(bits_type)
 
 
-@njit(**EXACT)
+@njit(**JIT)
 def count_greater(block, threshold):
     """How many elements of ``block`` are strictly greater than ``threshold`` (NaNs are not)."""
     prefer_wide_vectors()
@@ -45,7 +49,7 @@ def count_greater(block, threshold):
     return count
 
 
-@njit(**EXACT)
+@njit(**JIT)
 def row_stats_and_rank(row, label_logit):
     """(max, sum(exp(row - max)) in float64, number of logits > label_logit) from one pass over the row."""
     bits = bits_of(row)
@@ -77,7 +81,7 @@ def label_logit_of(row, label, n_classes):
     raise NotImplementedError
 
 
-@overload(label_logit_of, inline="always", jit_options=EXACT)
+@overload(label_logit_of, inline="always", jit_options=JIT)  # type: ignore[arg-type]
 def _label_logit_of_overload(row, label, n_classes):
     def impl(row, label, n_classes):
         return row[label] if 0 <= label < n_classes else row[0] - row[0]
@@ -85,7 +89,7 @@ def _label_logit_of_overload(row, label, n_classes):
     return impl
 
 
-@njit(**EXACT)
+@njit(**JIT)
 def short_rows_stats_and_rank(block, labels, row_max, log_sum, greater):
     """Per row of a block of short rows: max, log(sum(exp(row - max))), and the count of logits above the label's.
     Each SIMD lane is one row: the block goes through a transposed (classes, 64) tile, the lane loops run over rows.
@@ -129,7 +133,7 @@ def short_rows_stats_and_rank(block, labels, row_max, log_sum, greater):
             greater[first + r] = lane_greater[r]
 
 
-@njit(**EXACT)
+@njit(**JIT)
 def long_rows_stats_and_rank(block, labels, row_max, log_sum, greater):
     """``row_stats_and_rank`` of each row of a block whose label is in range (the others are skipped), with the log
     of the sum."""
@@ -141,7 +145,7 @@ def long_rows_stats_and_rank(block, labels, row_max, log_sum, greater):
             log_sum[r] = math.log(sum_exp)
 
 
-@njit(parallel=True, **EXACT)
+@njit(**PARALLEL)
 def evaluate_rows(logits, labels, class_weight, ignore_index, top_k):
     """Weighted sum of the kept rows' losses, the sum of their weights, the kept-row count, the count of rows
     correct at each k of ``top_k`` (a row is correct at k when fewer than k logits exceed the label's), and the

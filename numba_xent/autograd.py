@@ -20,7 +20,7 @@ __all__ = ["sparse_cross_entropy"]
 @functools.cache
 def _primitive() -> Any:
     try:
-        from autograd.extend import defvjp, primitive
+        from autograd.extend import defvjp, primitive  # type: ignore[import-untyped]
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError('numba_xent.autograd needs autograd: pip install "numba_xent[autograd]"') from error
 

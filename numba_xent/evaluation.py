@@ -48,7 +48,7 @@ class Evaluation:
 
 
 def _check_top_k(top_k: int | Iterable[int]) -> tuple[int, ...]:
-    ks = (top_k,) if isinstance(top_k, numbers.Integral) else tuple(top_k)
+    ks = (top_k,) if isinstance(top_k, numbers.Integral) else tuple(top_k)  # type: ignore[arg-type]
     if not ks:
         raise ValueError("top_k must name at least one k")
     for k in ks:
@@ -118,6 +118,6 @@ def evaluate(
     if bad_row >= 0:
         raise_bad_label(np.asarray(labels), bad_row, rows, ignore_index)
     loss = float(total_loss / total_weight) if total_weight != 0.0 else 0.0
-    accuracy = {k: (int(n) / n_kept if n_kept else 0.0) for k, n in zip(ks, n_correct)}
+    accuracy = {k: (int(n) / n_kept if n_kept else 0.0) for k, n in zip(ks, n_correct, strict=True)}
     perplexity = math.exp(loss) if loss < 709.0 or loss != loss else math.inf
     return Evaluation(loss=loss, n_kept=int(n_kept), top_k_accuracy=accuracy, perplexity=perplexity)

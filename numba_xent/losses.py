@@ -57,7 +57,9 @@ def _options_repr(cls_name: str, options: dict[str, Any], defaults: dict[str, An
 
 def _options_key(options: dict[str, Any]) -> tuple:
     """The options as a hashable tuple; weight arrays become tuples of floats."""
-    return tuple((name, tuple(value.tolist()) if isinstance(value, np.ndarray) else value) for name, value in options.items())
+    return tuple(
+        (name, tuple(value.tolist()) if isinstance(value, np.ndarray) else value) for name, value in options.items()
+    )
 
 
 class _LossBase:

@@ -19,7 +19,7 @@ import numpy as np
 
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_with_grad
 
-__all__ = ["cross_entropy", "CrossEntropyLoss"]
+__all__ = ["cross_entropy", "CrossEntropyLoss"]  # noqa: F822 - CrossEntropyLoss comes from __getattr__
 
 Reduction = Literal["mean", "sum", "none"]
 
@@ -66,7 +66,7 @@ def _function_class() -> Any:
     """The ``torch.autograd.Function``, defined on first use so that importing this module needs no torch."""
     torch = _import_torch()
 
-    class SparseCrossEntropyFunction(torch.autograd.Function):
+    class SparseCrossEntropyFunction(torch.autograd.Function):  # type: ignore[name-defined]
         @staticmethod
         def forward(ctx, input, target, weight, ignore_index, reduction, label_smoothing, want_grad):
             logits = _as_numpy(input)
@@ -158,7 +158,7 @@ def cross_entropy(
 def _module_class() -> Any:
     torch = _import_torch()
 
-    class CrossEntropyLoss(torch.nn.Module):
+    class CrossEntropyLoss(torch.nn.Module):  # type: ignore[name-defined]
         """``torch.nn.CrossEntropyLoss`` with class-index targets, on numba_xent's kernels (see
         :func:`numba_xent.torch.cross_entropy`)."""
 
@@ -187,7 +187,10 @@ def _module_class() -> Any:
             return cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
 
         def extra_repr(self) -> str:
-            return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, label_smoothing={self.label_smoothing}"
+            return (
+                f"ignore_index={self.ignore_index}, reduction={self.reduction!r}, "
+                f"label_smoothing={self.label_smoothing}"
+            )
 
     CrossEntropyLoss.__module__ = __name__
     CrossEntropyLoss.__qualname__ = "CrossEntropyLoss"  # pickle finds it through this module's __getattr__

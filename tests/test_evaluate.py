@@ -23,7 +23,7 @@ def _reference_top_k(logits, labels, ks, ignore_index=-100, axis=-1):
     kept = y != ignore_index
     x, y = x[kept], y[kept]
     positions = []
-    for row, label in zip(x, y):
+    for row, label in zip(x, y, strict=True):
         # Sort by (-logit, not-the-label): the label comes first among classes with its logit.
         order = np.lexsort((np.arange(row.size) != label, -row))
         positions.append(int(np.nonzero(order == label)[0][0]))

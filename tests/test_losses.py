@@ -91,10 +91,14 @@ def test_binary_cross_entropy_loss(rng, options):
     grad_output = rng.standard_normal((4, 3)) if options.get("reduction") == "none" else 0.5
 
     def weighted_total(z):
-        return float(np.sum(ref.binary_cross_entropy_with_logits(z, targets, weight=sample_weight, **options) * grad_output))
+        return float(
+            np.sum(ref.binary_cross_entropy_with_logits(z, targets, weight=sample_weight, **options) * grad_output)
+        )
 
     expected_grad = _finite_difference_grad(weighted_total, logits)
-    assert_close(loss_fn.grad(logits, targets, sample_weight, grad_output=grad_output), expected_grad, rtol=1e-6, atol=1e-8)
+    assert_close(
+        loss_fn.grad(logits, targets, sample_weight, grad_output=grad_output), expected_grad, rtol=1e-6, atol=1e-8
+    )
     loss, grad = loss_fn.loss_and_grad(logits, targets, sample_weight)
     assert_close(loss, expected, rtol=1e-12)
     assert_close(grad, loss_fn.grad(logits, targets, sample_weight), rtol=1e-12)
