@@ -43,9 +43,11 @@ def _bits_of_overload(row):
 def count_greater(block, threshold):
     """How many elements of ``block`` are strictly greater than ``threshold`` (NaNs are not)."""
     prefer_wide_vectors()
-    count = 0
+    count = np.int32(0)
     for j in range(block.shape[0]):
-        count += 1 if block[j] > threshold else 0
+        # Kept int32 explicitly (Numba widens int32 + int32 to int64): 16 lanes per vector instead of 8, 0.04 against
+        # 0.2 ns per element measured. A block is far shorter than 2**31.
+        count = np.int32(count + (np.int32(1) if block[j] > threshold else np.int32(0)))
     return count
 
 
@@ -69,31 +71,18 @@ def row_stats_and_rank(row, label_logit):
     return row_max, total, greater
 
 
-# Rows of at most this many bytes go through ``short_rows_stats_and_rank`` (SIMD across rows): per row, the
+# Rows of at most this many bytes go through ``short_rows_loss_and_rank`` (SIMD across rows): per row, the
 # long-row path's block calls and prefetch cost several times the row itself at 10 classes.
 SHORT_ROW_MAX_BYTES = 512
 SHORT_ROWS_PER_BLOCK = 256
 TILE_ROWS = 64
 
 
-def label_logit_of(row, label, n_classes):
-    """row[label] for a label in [0, n_classes), else 0 (such rows are not used) (@njit only)."""
-    raise NotImplementedError
-
-
-@overload(label_logit_of, inline="always", jit_options=JIT)  # type: ignore[arg-type]
-def _label_logit_of_overload(row, label, n_classes):
-    def impl(row, label, n_classes):
-        return row[label] if 0 <= label < n_classes else row[0] - row[0]
-
-    return impl
-
-
 @njit(**JIT)
-def short_rows_stats_and_rank(block, labels, row_max, log_sum, greater):
-    """Per row of a block of short rows: max, log(sum(exp(row - max))), and the count of logits above the label's.
-    Each SIMD lane is one row: the block goes through a transposed (classes, 64) tile, the lane loops run over rows.
-    """
+def short_rows_loss_and_rank(block, labels, nll, rank):
+    """``nll[r]`` = lse - x[label] and ``rank[r]`` = the number of logits above the label's, for each row of a block
+    of short rows whose label is in range (others get unused values). Each SIMD lane is one row: the block goes
+    through a transposed (classes, 64) tile and the lane loops run over rows."""
     prefer_wide_vectors()
     n_rows, n_classes = block.shape
     tile = np.empty((n_classes, TILE_ROWS), block.dtype)
@@ -104,15 +93,17 @@ def short_rows_stats_and_rank(block, labels, row_max, log_sum, greater):
     lanes = lane_max.shape[0]  # from the array, not the constant: a constant trip count gets unrolled, not vectorised
     for first in range(0, n_rows, lanes):
         used = min(lanes, n_rows - first)
+        flat = block[first : first + used].reshape(-1)
+        for c in range(n_classes):
+            column = flat[c:]
+            destination = tile[c]
+            for r in range(used):
+                destination[r] = column[r * n_classes]  # strided reads: gathers
+            for r in range(used, lanes):
+                destination[r] = 0.0
         for r in range(used):
-            row = block[first + r]
-            lane_label_logit[r] = label_logit_of(row, labels[first + r], n_classes)
-            for c in range(n_classes):
-                tile[c, r] = row[c]
-        for r in range(used, lanes):
-            lane_label_logit[r] = 0.0
-            for c in range(n_classes):
-                tile[c, r] = 0.0
+            label = labels[first + r]
+            lane_label_logit[r] = flat[r * n_classes + label] if 0 <= label < n_classes else 0.0
         for r in range(lanes):
             lane_max[r] = tile[0, r]
             lane_sum[r] = 0.0
@@ -127,22 +118,25 @@ def short_rows_stats_and_rank(block, labels, row_max, log_sum, greater):
                 lane_sum[r] += exp_nonpositive(values[r] - lane_max[r])
                 lane_greater[r] += np.int32(1) if values[r] > lane_label_logit[r] else np.int32(0)
         for r in range(used):
-            row_max[first + r] = lane_max[r]
             total = np.float64(lane_sum[r])
-            log_sum[first + r] = log_positive(total) if total == total else total  # >= 1, or NaN
-            greater[first + r] = lane_greater[r]
+            log_sum = log_positive(total) if total == total else total  # >= 1, or NaN
+            label_logit = lane_label_logit[r]
+            # lse - x_y as (max - x_y) + log(sum): max + log(sum) would round the log away for large logits.
+            nll[first + r] = (np.float64(lane_max[r]) - np.float64(label_logit)) + log_sum
+            rank[first + r] = lane_greater[r] if label_logit == label_logit else n_classes  # NaN: never correct
 
 
 @njit(**JIT)
-def long_rows_stats_and_rank(block, labels, row_max, log_sum, greater):
-    """``row_stats_and_rank`` of each row of a block whose label is in range (the others are skipped), with the log
-    of the sum."""
+def long_rows_loss_and_rank(block, labels, nll, rank):
+    """As ``short_rows_loss_and_rank``, row by row, each row in one pass over its memory."""
     n_classes = block.shape[1]
     for r in range(block.shape[0]):
         label = labels[r]
         if 0 <= label < n_classes:
-            row_max[r], sum_exp, greater[r] = row_stats_and_rank(block[r], block[r, label])
-            log_sum[r] = math.log(sum_exp)
+            label_logit = block[r, label]
+            row_max, sum_exp, greater = row_stats_and_rank(block[r], label_logit)
+            nll[r] = (np.float64(row_max) - np.float64(label_logit)) + math.log(sum_exp)
+            rank[r] = greater if label_logit == label_logit else n_classes  # NaN: never correct
 
 
 @njit(**PARALLEL)
@@ -162,13 +156,12 @@ def evaluate_rows(logits, labels, class_weight, ignore_index, top_k):
     for block in prange(n_blocks):
         first = block * block_rows
         last = min(n_rows, first + block_rows)
-        row_max = np.empty(last - first, logits.dtype)
-        log_sum = np.empty(last - first)
-        greater = np.empty(last - first, np.int32)
+        nll = np.empty(last - first)
+        rank = np.empty(last - first, np.int32)
         if short:
-            short_rows_stats_and_rank(logits[first:last], labels[first:last], row_max, log_sum, greater)
+            short_rows_loss_and_rank(logits[first:last], labels[first:last], nll, rank)
         else:
-            long_rows_stats_and_rank(logits[first:last], labels[first:last], row_max, log_sum, greater)
+            long_rows_loss_and_rank(logits[first:last], labels[first:last], nll, rank)
         loss = 0.0
         weight = 0.0
         kept = 0
@@ -182,18 +175,12 @@ def evaluate_rows(logits, labels, class_weight, ignore_index, top_k):
             if label < 0 or label >= n_classes:
                 bad_row = row if bad_row < 0 else bad_row
                 continue
-            i = row - first
-            label_logit = logits[row, label]
-            # A NaN label logit is never correct (NaN compares greater than nothing).
-            rank = n_classes if label_logit != label_logit else greater[i]
-            # lse - x_y as (max - x_y) + log(sum): max + log(sum) would round the log away for large logits.
-            nll = (np.float64(row_max[i]) - np.float64(label_logit)) + log_sum[i]
             row_weight = 1.0 if class_weight is None else class_weight[label]
-            loss += row_weight * nll
+            loss += row_weight * nll[row - first]
             weight += row_weight
             kept += 1
             for j in range(top_k.shape[0]):
-                correct[j] += 1 if rank < top_k[j] else 0
+                correct[j] += 1 if rank[row - first] < top_k[j] else 0
         block_loss[block] = loss
         block_weight[block] = weight
         block_kept[block] = kept
