@@ -82,7 +82,9 @@ def _function_class() -> Any:
                 # For "none" this is the gradient of the summed losses: each row's part is scaled by 1, and
                 # backward multiplies row i by grad_output[i].
                 loss, grad = sparse_cross_entropy_with_grad(logits, labels, **options)
-                ctx.grad = torch.from_numpy(grad)
+                # Saved through autograd (not as a ctx attribute) so that it is released after a backward without
+                # retain_graph, and the gradient accumulator can then take the tensor instead of copying 1 GB.
+                ctx.save_for_backward(torch.from_numpy(grad))
                 ctx.reduction = reduction
                 ctx.class_dim = options["axis"]
             else:
@@ -91,10 +93,11 @@ def _function_class() -> Any:
 
         @staticmethod
         def backward(ctx, grad_output):
-            grad = ctx.grad
+            (grad,) = ctx.saved_tensors
+            if grad_output.dim() == 0 and grad_output.item() == 1.0:
+                return grad, None, None, None, None, None, None  # loss.backward(): the saved gradient as it is
             if ctx.reduction == "none" and grad_output.dim() > 0:
                 grad_output = grad_output.unsqueeze(ctx.class_dim)
-            # A new tensor: the saved gradient must survive for a second backward (retain_graph, gradcheck).
             return grad * grad_output.to(grad.dtype), None, None, None, None, None, None
 
     SparseCrossEntropyFunction.__module__ = __name__

@@ -112,8 +112,8 @@ def test_contiguous_cpu_tensors_are_not_copied(monkeypatch):
     assert seen["logits"].__array_interface__["data"][0] == logits.data_ptr()
     assert seen["labels"].__array_interface__["data"][0] == target.data_ptr()
     assert np.shares_memory(seen["logits"], logits.detach().numpy())
-    # Backward scaled the saved gradient by a grad_output of 1: same values, new tensor (the saved one is kept
-    # for a second backward).
+    # loss.backward() hands the kernel's gradient array to .grad as it is: no multiply, no copy.
+    assert logits.grad.data_ptr() == seen["grad"].__array_interface__["data"][0]
     np.testing.assert_array_equal(logits.grad.numpy(), seen["grad"])
 
 
