@@ -97,6 +97,15 @@ def _epochs(config: Config, backend: str):
 
 def train_numpy(data, config: Config) -> History:
     """Minibatch SGD with momentum; the loss and its gradient come from one ``loss_and_grad`` call per batch."""
+    from threadpoolctl import threadpool_limits  # installed with scikit-learn
+
+    # The matrices are tiny (32x64 by 64x128): one BLAS thread is fastest, and idle OpenBLAS threads spinning
+    # after each product would otherwise hold the cores numba_xent's thread pool needs (measured: 7 s -> 1.2 s).
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _train_numpy(data, config)
+
+
+def _train_numpy(data, config: Config) -> History:
     x_train, y_train, x_test, y_test = data
     params = init_params(x_train.shape[1], config.hidden, 10, config.seed)
     velocity = {name: np.zeros_like(value) for name, value in params.items()}
@@ -133,6 +142,17 @@ def train_numpy(data, config: Config) -> History:
 def train_torch(data, config: Config) -> History:
     """The same model, initialisation, batches and update rule, differentiated by PyTorch autograd through
     ``numba_xent.torch.cross_entropy``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices, as in train_numpy: PyTorch's idle threads would hold numba_xent's cores
+    try:
+        return _train_torch(data, config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_torch(data, config: Config) -> History:
     import torch
 
     import numba_xent.torch as nx_torch
