@@ -52,17 +52,24 @@ def count_greater(block, threshold):
 
 
 @njit(**JIT)
-def row_stats_and_rank(row, label_logit):
-    """(max, sum(exp(row - max)) in float64, number of logits > label_logit) from one pass over the row."""
+def row_stats_and_rank(row, label_logit, max_k):
+    """(max, sum(exp(row - max)) in float64, min(number of logits > label_logit, >= max_k)) from one pass over the
+    row.
+
+    Only ranks below ``max_k`` (the largest k asked for) matter, so a block is counted only while the count is below
+    it and when the block's max exceeds the label's logit: a well-trained model's label logit is its row's max (no
+    block counted), a poor one's count passes max_k in the first block.
+    """
     bits = bits_of(row)
     n_classes = row.shape[0]
     stop = min(n_classes, ONLINE_BLOCK)
     row_max, total = row_max_sum_exp(row[:stop], bits[:stop])
-    greater = count_greater(row[:stop], label_logit)
+    greater = count_greater(row[:stop], label_logit) if row_max > label_logit else 0
     for start in range(ONLINE_BLOCK, n_classes, ONLINE_BLOCK):
         stop = min(n_classes, start + ONLINE_BLOCK)
         block_max, block_sum = row_max_sum_exp(row[start:stop], bits[start:stop])
-        greater += count_greater(row[start:stop], label_logit)
+        if greater < max_k and block_max > label_logit:
+            greater += count_greater(row[start:stop], label_logit)
         if block_max > row_max:
             total = total * np.float64(exp_nonpositive(row_max - block_max)) + block_sum
             row_max = block_max
@@ -76,6 +83,7 @@ def row_stats_and_rank(row, label_logit):
 SHORT_ROW_MAX_BYTES = 512
 SHORT_ROWS_PER_BLOCK = 256
 TILE_ROWS = 64
+NEVER_CORRECT = np.int32(2**31 - 1)  # the rank given to ignored rows, above any k
 
 
 @njit(**JIT)
@@ -127,23 +135,29 @@ def short_rows_loss_and_rank(block, labels, nll, rank):
 
 
 @njit(**JIT)
-def long_rows_loss_and_rank(block, labels, nll, rank):
-    """As ``short_rows_loss_and_rank``, row by row, each row in one pass over its memory."""
+def long_rows_loss_and_rank(block, labels, max_k, nll, rank):
+    """As ``short_rows_loss_and_rank``, row by row, each row in one pass over its memory; ranks of ``max_k`` or
+    more may be reported as any value >= max_k."""
     n_classes = block.shape[1]
     for r in range(block.shape[0]):
         label = labels[r]
         if 0 <= label < n_classes:
             label_logit = block[r, label]
-            row_max, sum_exp, greater = row_stats_and_rank(block[r], label_logit)
+            row_max, sum_exp, greater = row_stats_and_rank(block[r], label_logit, max_k)
             nll[r] = (np.float64(row_max) - np.float64(label_logit)) + math.log(sum_exp)
             rank[r] = greater if label_logit == label_logit else n_classes  # NaN: never correct
 
 
 @njit(**PARALLEL)
-def evaluate_rows(logits, labels, class_weight, ignore_index, top_k):
+def evaluate_rows(logits, labels, class_weight, ignore_index, top_k, max_k):
     """Weighted sum of the kept rows' losses, the sum of their weights, the kept-row count, the count of rows
     correct at each k of ``top_k`` (a row is correct at k when fewer than k logits exceed the label's), and the
-    first row whose label is outside [0, C) and not ``ignore_index`` (-1 if none; such rows are skipped)."""
+    first row whose label is outside [0, C) and not ``ignore_index`` (-1 if none; such rows are skipped).
+    ``max_k`` is ``max(top_k)``.
+
+    No whole-array expressions here (``np.zeros``, ``a[:] = 0``, ``a.max()``, ``a += b``): in a parallel=True function
+    each becomes a parallel loop of its own, one more thread launch per call (it doubled the time at 65536x10).
+    """
     n_rows, n_classes = logits.shape
     short = n_classes * logits.itemsize <= SHORT_ROW_MAX_BYTES
     block_rows = SHORT_ROWS_PER_BLOCK if short else ROWS_PER_BLOCK
@@ -161,26 +175,30 @@ def evaluate_rows(logits, labels, class_weight, ignore_index, top_k):
         if short:
             short_rows_loss_and_rank(logits[first:last], labels[first:last], nll, rank)
         else:
-            long_rows_loss_and_rank(logits[first:last], labels[first:last], nll, rank)
+            long_rows_loss_and_rank(logits[first:last], labels[first:last], max_k, nll, rank)
         loss = 0.0
         weight = 0.0
         kept = 0
         bad_row = -1
-        correct = block_correct[block]
-        correct[:] = 0
         for row in range(first, last):
             label = labels[row]
-            if label == ignore_index:
-                continue
-            if label < 0 or label >= n_classes:
-                bad_row = row if bad_row < 0 else bad_row
+            if label == ignore_index or label < 0 or label >= n_classes:
+                rank[row - first] = NEVER_CORRECT
+                if label != ignore_index and bad_row < 0:
+                    bad_row = row
                 continue
             row_weight = 1.0 if class_weight is None else class_weight[label]
             loss += row_weight * nll[row - first]
             weight += row_weight
             kept += 1
-            for j in range(top_k.shape[0]):
-                correct[j] += 1 if rank[row - first] < top_k[j] else 0
+        # Counted after the row loop, one k at a time: a loop that vectorises, where a per-row update of a count in
+        # memory made each row wait for the previous row's store.
+        for j in range(top_k.shape[0]):
+            k = top_k[j]
+            count = 0
+            for i in range(rank.shape[0]):
+                count += 1 if rank[i] < k else 0
+            block_correct[block, j] = count
         block_loss[block] = loss
         block_weight[block] = weight
         block_kept[block] = kept
@@ -189,12 +207,15 @@ def evaluate_rows(logits, labels, class_weight, ignore_index, top_k):
     total_weight = 0.0
     total_kept = 0
     first_bad_row = -1
-    total_correct = np.zeros(top_k.shape[0], np.intp)
+    total_correct = np.empty(top_k.shape[0], np.intp)
+    for j in range(top_k.shape[0]):
+        total_correct[j] = 0
     for block in range(n_blocks):
         total_loss += block_loss[block]
         total_weight += block_weight[block]
         total_kept += block_kept[block]
         if first_bad_row < 0:
             first_bad_row = block_bad_row[block]
-        total_correct += block_correct[block]
+        for j in range(top_k.shape[0]):
+            total_correct[j] += block_correct[block, j]
     return total_loss, total_weight, total_kept, total_correct, first_bad_row

@@ -113,7 +113,7 @@ def evaluate(
     class_weight = weights(class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes")
     with parallel_guard():
         total_loss, total_weight, n_kept, n_correct, bad_row = _evaluate_kernel.evaluate_rows(
-            rows.data, flat_labels, class_weight, ignore_index, np.array(ks, dtype=np.intp)
+            rows.data, flat_labels, class_weight, ignore_index, np.array(ks, dtype=np.intp), max(ks)
         )
     if bad_row >= 0:
         raise_bad_label(np.asarray(labels), bad_row, rows, ignore_index)

@@ -159,3 +159,16 @@ def test_bad_label_message_matches_the_loss_function(rng):
     with pytest.raises(ValueError) as theirs:
         nx.sparse_cross_entropy(logits, labels)
     assert str(ours.value) == str(theirs.value)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rank_counted_across_blocks_of_a_long_row(dtype):
+    # The logits above the label's sit in different 2048-element blocks of the row, after the label's own block.
+    row = np.zeros(5000, dtype=dtype)
+    row[10], row[100], row[3000], row[4500] = 5.0, 6.0, 7.0, 8.0
+    logits = np.stack([row, row, -row])
+    labels = np.array([10, 4500, 10])
+    ks = (1, 2, 3, 4)
+    result = nx.evaluate(logits, labels, top_k=ks)
+    assert result.top_k_accuracy == _reference_top_k(logits, labels, ks)
+    assert result.top_k_accuracy == {1: 1 / 3, 2: 1 / 3, 3: 1 / 3, 4: 2 / 3}
