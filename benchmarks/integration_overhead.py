@@ -40,32 +40,41 @@ def _inputs(shape, seed=0):
 
 
 def measure_evaluate():
+    import numba
+
     import numba_xent as nx
 
-    print("| shape | forward ms | evaluate ms (top_k=(1,)) | evaluate ms (top_k=(1, 5)) | evaluate / forward |")
-    print("|---|--:|--:|--:|--:|")
+    print(
+        "| shape | threads | forward ms | evaluate ms (top_k=(1,)) | evaluate ms (top_k=(1, 5)) | evaluate / forward |"
+    )
+    print("|---|--:|--:|--:|--:|--:|")
+    all_threads = numba.get_num_threads()
     for shape in EVALUATE_SHAPES:
         logits, labels = _inputs(shape)
         repeats = 7 if logits.size > 10**8 else 31
-        # Interleave: each repeat times all three, so drifting load hits them alike.
-        samples: dict[str, list[float]] = {"forward": [], "evaluate": [], "evaluate5": []}
         calls = {
             "forward": partial(nx.sparse_cross_entropy, logits, labels),
             "evaluate": partial(nx.evaluate, logits, labels),
             "evaluate5": partial(nx.evaluate, logits, labels, top_k=(1, 5)),
         }
-        for call in calls.values():
-            call()
-            call()
-        for _ in range(repeats):
-            for name, call in calls.items():
-                start = time.perf_counter()
+        for threads in sorted({1, all_threads}):
+            numba.set_num_threads(threads)
+            # Interleaved: each repeat times all three, so drifting load hits them alike.
+            samples: dict[str, list[float]] = {name: [] for name in calls}
+            for call in calls.values():
                 call()
-                samples[name].append(time.perf_counter() - start)
-        forward, evaluate, evaluate5 = (statistics.median(samples[name]) * 1e3 for name in calls)
-        print(
-            f"| {shape[0]}x{shape[1]} | {forward:.3g} | {evaluate:.3g} | {evaluate5:.3g} | {evaluate / forward:.2f} |"
-        )
+                call()
+            for _ in range(repeats):
+                for name, call in calls.items():
+                    start = time.perf_counter()
+                    call()
+                    samples[name].append(time.perf_counter() - start)
+            forward, evaluate, evaluate5 = (statistics.median(samples[name]) * 1e3 for name in calls)
+            print(
+                f"| {shape[0]}x{shape[1]} | {threads} | {forward:.3g} | {evaluate:.3g} | {evaluate5:.3g} "
+                f"| {evaluate / forward:.2f} |"
+            )
+        numba.set_num_threads(all_threads)
         del logits
 
 
