@@ -80,21 +80,59 @@ def test_reduction_none_vjp_takes_per_row_cotangents(rng):
     np.testing.assert_allclose(autograd.grad(ours)(logits), autograd.grad(plain)(logits), rtol=1e-10, atol=1e-12)
 
 
-def test_gradient_uses_our_kernel(rng, monkeypatch):
-    """The vjp registered for the primitive is numba_xent's gradient, not autograd's tracing of a formula."""
+def test_gradient_comes_from_one_fused_call(rng, monkeypatch):
+    """Traced by autograd, the loss and its gradient come from one sparse_cross_entropy_with_grad call, and the
+    vjp scales that gradient (autograd traces no formula of its own)."""
     import numba_xent.sparse
 
     calls = []
-    real = numba_xent.sparse.sparse_cross_entropy_grad
+    real = numba_xent.sparse.sparse_cross_entropy_with_grad
 
     def spy(*args, **kwargs):
-        calls.append(kwargs.get("grad_output"))
-        return real(*args, **kwargs)
+        result = real(*args, **kwargs)
+        calls.append(result[1])
+        return result
 
-    monkeypatch.setattr(numba_xent.sparse, "sparse_cross_entropy_grad", spy)
+    monkeypatch.setattr(numba_xent.sparse, "sparse_cross_entropy_with_grad", spy)
+    monkeypatch.setattr(numba_xent.sparse, "sparse_cross_entropy_grad", None)  # would fail if called
     logits = rng.standard_normal((4, 3))
-    autograd.grad(lambda z: 3.0 * nx_autograd.sparse_cross_entropy(z, np.array([0, 1, 2, 0])))(logits)
-    assert calls == [3.0]
+    labels = np.array([0, 1, 2, 0])
+    gradient = autograd.grad(lambda z: 3.0 * nx_autograd.sparse_cross_entropy(z, labels))(logits)
+    assert len(calls) == 1
+    np.testing.assert_allclose(gradient, 3.0 * calls[0], rtol=1e-15)
+    # Outside a trace the call is the plain loss, with no gradient computed.
+    calls.clear()
+    assert nx_autograd.sparse_cross_entropy(logits, labels) == numba_xent.sparse.sparse_cross_entropy(logits, labels)
+    assert calls == []
+
+
+def test_float32_gradient_keeps_its_dtype(rng):
+    logits = rng.standard_normal((6, 4)).astype(np.float32)
+    labels = np.array([0, 1, 2, 3, 0, 1])
+    for scale in (1.0, 0.5):
+        gradient = autograd.grad(lambda z, s=scale: s * nx_autograd.sparse_cross_entropy(z, labels))(logits)
+        assert gradient.dtype == np.float32
+        np.testing.assert_allclose(
+            gradient,
+            scale * autograd.grad(lambda z: _plain_loss(z, labels))(logits.astype(float)),
+            rtol=1e-5,
+            atol=1e-7,
+        )
+
+
+def test_classes_along_another_axis_with_reduction_none(rng):
+    logits = rng.standard_normal((3, 5, 2))  # classes along axis 1
+    labels = rng.integers(0, 5, (3, 2))
+    row_scale = rng.standard_normal((3, 2))
+
+    def ours(z):
+        return anp.sum(nx_autograd.sparse_cross_entropy(z, labels, axis=1, reduction="none") * row_scale)
+
+    def plain(z):
+        moved = anp.reshape(anp.transpose(z, (0, 2, 1)), (6, 5))
+        return anp.sum(_plain_loss(moved, labels.reshape(-1), reduction="none") * row_scale.reshape(-1))
+
+    np.testing.assert_allclose(autograd.grad(ours)(logits), autograd.grad(plain)(logits), rtol=1e-10, atol=1e-12)
 
 
 def test_bad_input_errors(rng):
