@@ -39,15 +39,25 @@ def _bits_of_overload(row):
     return lambda row: row.view(bits_type)
 
 
+# Elements counted between checks of whether the count already reached the largest k: short enough to stop early
+# on a row whose label is far from the top, long enough for the vectorised count to run at speed.
+COUNT_CHUNK = 256
+
+
 @njit(**JIT)
-def count_greater(block, threshold):
-    """How many elements of ``block`` are strictly greater than ``threshold`` (NaNs are not)."""
+def count_greater(block, threshold, enough):
+    """How many elements of ``block`` are strictly greater than ``threshold`` (NaNs are not), or any count >=
+    ``enough`` once it is reached (the rest of the block is then skipped)."""
     prefer_wide_vectors()
     count = np.int32(0)
-    for j in range(block.shape[0]):
-        # Kept int32 explicitly (Numba widens int32 + int32 to int64): 16 lanes per vector instead of 8, 0.04 against
-        # 0.2 ns per element measured. A block is far shorter than 2**31.
-        count = np.int32(count + (np.int32(1) if block[j] > threshold else np.int32(0)))
+    for start in range(0, block.shape[0], COUNT_CHUNK):
+        chunk = block[start : start + COUNT_CHUNK]
+        for j in range(chunk.shape[0]):
+            # Kept int32 explicitly (Numba widens int32 + int32 to int64): 16 lanes per vector instead of 8, 0.04
+            # against 0.2 ns per element measured. A block is far shorter than 2**31.
+            count = np.int32(count + (np.int32(1) if chunk[j] > threshold else np.int32(0)))
+        if count >= enough:
+            break
     return count
 
 
@@ -64,12 +74,12 @@ def row_stats_and_rank(row, label_logit, max_k):
     n_classes = row.shape[0]
     stop = min(n_classes, ONLINE_BLOCK)
     row_max, total = row_max_sum_exp(row[:stop], bits[:stop])
-    greater = count_greater(row[:stop], label_logit) if row_max > label_logit else 0
+    greater = count_greater(row[:stop], label_logit, max_k) if row_max > label_logit else 0
     for start in range(ONLINE_BLOCK, n_classes, ONLINE_BLOCK):
         stop = min(n_classes, start + ONLINE_BLOCK)
         block_max, block_sum = row_max_sum_exp(row[start:stop], bits[start:stop])
         if greater < max_k and block_max > label_logit:
-            greater += count_greater(row[start:stop], label_logit)
+            greater += count_greater(row[start:stop], label_logit, max_k - greater)
         if block_max > row_max:
             total = total * np.float64(exp_nonpositive(row_max - block_max)) + block_sum
             row_max = block_max

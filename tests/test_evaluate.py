@@ -172,3 +172,14 @@ def test_rank_counted_across_blocks_of_a_long_row(dtype):
     result = nx.evaluate(logits, labels, top_k=ks)
     assert result.top_k_accuracy == _reference_top_k(logits, labels, ks)
     assert result.top_k_accuracy == {1: 1 / 3, 2: 1 / 3, 3: 1 / 3, 4: 2 / 3}
+
+
+def test_rank_counted_across_chunks():
+    # Rank 300 with the greater logits spread over the row: counted past the first chunks of the count loop.
+    rng = np.random.default_rng(3)
+    row = rng.permutation(np.arange(1000, dtype=np.float32))
+    label = int(np.nonzero(row == 699)[0][0])  # 300 logits (700..999) are greater
+    ks = (1, 299, 300, 301, 1000)
+    result = nx.evaluate(row[None, :], np.array([label]), top_k=ks)
+    assert result.top_k_accuracy == {1: 0.0, 299: 0.0, 300: 0.0, 301: 1.0, 1000: 1.0}
+    assert result.top_k_accuracy == _reference_top_k(row[None, :], np.array([label]), ks)
