@@ -1,10 +1,12 @@
-"""The kernel behind :func:`numba_xent.evaluate`: per row, the softmax statistics and the label's rank from one
-read of the row's memory.
+"""The kernel behind :func:`numba_xent.evaluate`: per row, the loss and the label's rank from one read of the row's
+memory.
 
-The row is walked in L1-sized blocks; each block gets its max and sum of exponentials (``row_max_sum_exp``) and,
-while it is still in cache, the count of logits strictly above the label's. Block statistics are merged online
-(the running sum is rescaled when the max grows). Rows are reduced in fixed blocks of rows, summed in order, so the
-bits do not depend on the thread count.
+Long rows are walked in L1-sized blocks: each block gets its max and sum of exponentials (``row_max_sum_exp``) and,
+while it is still in cache, the count of logits strictly above the label's; block statistics are merged online (the
+running sum is rescaled when the max grows). The count is only taken while it can still change an answer (below the
+largest k) and in blocks whose max beats the label's logit. Short rows go 64 at a time through a transposed tile,
+each SIMD lane one row. Rows are reduced in fixed blocks of rows, summed in order, so the bits do not depend on the
+thread count.
 """
 
 import math
