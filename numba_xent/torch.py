@@ -5,9 +5,11 @@ PyTorch stays optional (``pip install "numba_xent[torch]"``). Absolute imports m
 PyTorch package, not this module.
 
 The forward pass computes the loss and, when the input requires grad, the gradient too, from one read of the
-logits (``sparse_cross_entropy_with_grad``); backward only scales that saved gradient by the upstream gradient.
-Contiguous CPU tensors are handed to the kernels as NumPy views of their memory (no copy) and the gradient comes
-back as a tensor over the kernel's output array.
+logits (``sparse_cross_entropy_with_grad``); backward returns that saved gradient as it is for a unit upstream
+gradient (``loss.backward()``, which ``.grad`` then takes without a copy) and scales it otherwise. CPU tensors are
+handed to the functions as NumPy views of their memory, and the gradient comes back as a tensor over the kernel's
+output array. (For inputs with extra dims, ``(N, C, d1, ...)``, the functions themselves gather each position's
+classes into a contiguous row, as they do for any array whose class axis is not last.)
 """
 
 from __future__ import annotations
