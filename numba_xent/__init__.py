@@ -6,16 +6,22 @@ from .dense import (
     cross_entropy,
     cross_entropy_grad,
 )
+from .evaluation import Evaluation, evaluate
+from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss
 from .softmax import log_softmax, logsumexp, softmax
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_grad, sparse_cross_entropy_with_grad
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "BinaryCrossEntropyLoss",
+    "CrossEntropyLoss",
+    "Evaluation",
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_grad",
     "cross_entropy",
     "cross_entropy_grad",
+    "evaluate",
     "log_softmax",
     "logsumexp",
     "softmax",

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 import references as ref
 from helpers import assert_close, rel_atol
 from hypothesis import HealthCheck, example, given, settings
@@ -155,3 +156,83 @@ def test_softmax_family(batch):
     probs = nx.softmax(logits, axis=axis)
     assert probs.dtype == dtype
     assert_close(probs, ref.softmax(logits, axis=axis), rtol=rtol, atol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+@FUZZ
+@given(sparse_problems())
+def test_loss_object(problem):
+    logits, labels, options = problem
+    sample_weight = options.pop("sample_weight", None)
+    loss_fn = nx.CrossEntropyLoss(**options)
+    expected = ref.sparse_cross_entropy(logits, labels, sample_weight=sample_weight, **options)
+    rtol = TOLERANCE[logits.dtype.type]
+    loss, grad = loss_fn.loss_and_grad(logits, labels, sample_weight=sample_weight)
+    assert_close(loss, expected, rtol=rtol, atol=rel_atol(expected, rtol) + 1e-30)
+    assert_close(loss_fn(logits, labels, sample_weight=sample_weight), loss, rtol=0)
+    np.testing.assert_array_equal(loss_fn.grad(logits, labels, sample_weight=sample_weight), grad)
+
+
+@FUZZ
+@given(sparse_problems())
+def test_evaluate(problem):
+    logits, labels, options = problem
+    ignore_index = options.get("ignore_index", -100)
+    result = nx.evaluate(
+        logits,
+        labels,
+        axis=options["axis"],
+        ignore_index=ignore_index,
+        class_weight=options.get("class_weight"),
+        top_k=(1, 2, 5),
+    )
+    expected_loss = ref.sparse_cross_entropy(
+        logits, labels, axis=options["axis"], ignore_index=ignore_index, class_weight=options.get("class_weight")
+    )
+    rtol = TOLERANCE[logits.dtype.type]
+    assert_close(result.loss, expected_loss, rtol=rtol, atol=1e-30)
+    moved = np.moveaxis(logits, options["axis"], -1).reshape(-1, logits.shape[options["axis"]])
+    flat_labels = labels.reshape(-1).astype(np.int64)
+    kept = flat_labels != ignore_index
+    assert result.n_kept == int(kept.sum())
+    for k in (1, 2, 5):
+        label_logit = moved[kept, flat_labels[kept]]
+        correct = (moved[kept] > label_logit[:, None]).sum(axis=1) < k
+        assert result.top_k_accuracy[k] == (correct.mean() if kept.any() else 0.0)
+
+
+@FUZZ
+@given(sparse_problems())
+def test_torch_adapter(problem):
+    torch = pytest.importorskip("torch")
+    from numba_xent.torch import cross_entropy as torch_cross_entropy
+
+    logits, labels, options = problem
+    if options.get("sample_weight") is not None or options["z_loss"] or logits.ndim < 2:
+        return  # F.cross_entropy has neither; 1-D input is a different call
+    labels = labels.astype(np.int64)
+    if labels.size and labels.min() < 0 and options.get("ignore_index", -100) != -100:
+        return
+    torch_layout = np.ascontiguousarray(np.moveaxis(logits, options["axis"], 1))
+    weight = options.get("class_weight")
+    kwargs = dict(
+        weight=None if weight is None else torch.from_numpy(weight.astype(logits.dtype)),
+        ignore_index=options.get("ignore_index", -100),
+        reduction=options["reduction"],
+        label_smoothing=options["label_smoothing"],
+    )
+    ours_input = torch.from_numpy(torch_layout.copy()).requires_grad_(True)
+    theirs_input = torch.from_numpy(torch_layout.astype(np.float64)).requires_grad_(True)
+    ours = torch_cross_entropy(ours_input, torch.from_numpy(labels), **kwargs)
+    theirs = torch.nn.functional.cross_entropy(
+        theirs_input,
+        torch.from_numpy(labels),
+        **{**kwargs, "weight": None if weight is None else torch.from_numpy(weight)},
+    )
+    if options["reduction"] == "mean" and not np.isfinite(theirs.item()):
+        return  # all rows ignored: PyTorch gives nan, we give 0 (documented)
+    rtol = TOLERANCE[logits.dtype.type]
+    expected = theirs.detach().numpy()
+    assert_close(ours.detach().numpy(), expected, rtol=rtol, atol=rel_atol(expected, rtol) + 1e-30)
+    ours.sum().backward()
+    theirs.sum().backward()
+    assert_close(ours_input.grad.numpy(), theirs_input.grad.numpy(), rtol=1e-4, atol=1e-6)

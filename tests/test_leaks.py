@@ -43,7 +43,9 @@ def _calls():
         except ValueError:
             pass
 
-    return {
+    loss_fn = nx.CrossEntropyLoss(class_weight=w, label_smoothing=0.1)
+    binary_fn = nx.BinaryCrossEntropyLoss()
+    calls = {
         "sparse_cross_entropy": lambda: nx.sparse_cross_entropy(x32, y, class_weight=w, label_smoothing=0.1),
         "sparse_cross_entropy_grad": lambda: nx.sparse_cross_entropy_grad(x, y, reduction="none", grad_output=x[:, 0]),
         "sparse_cross_entropy_with_grad": lambda: nx.sparse_cross_entropy_with_grad(x, y, out=out),
@@ -55,7 +57,36 @@ def _calls():
         "softmax": lambda: nx.softmax(x32),
         "logsumexp": lambda: nx.logsumexp(x),
         "a rejected bad label": bad_label,
+        "CrossEntropyLoss": lambda: loss_fn(x, y),
+        "CrossEntropyLoss.loss_and_grad": lambda: loss_fn.loss_and_grad(x, y, out=out),
+        "BinaryCrossEntropyLoss.loss_and_grad": lambda: binary_fn.loss_and_grad(x, targets),
+        "evaluate": lambda: nx.evaluate(x, y, top_k=(1, 3)),
     }
+    try:
+        import torch
+
+        from numba_xent.torch import cross_entropy
+
+        logits = torch.from_numpy(x).requires_grad_(True)
+        target = torch.from_numpy(y)
+
+        def torch_step():
+            logits.grad = None
+            cross_entropy(logits, target).backward()
+
+        calls["torch adapter forward+backward"] = torch_step
+    except ImportError:
+        pass
+    try:
+        import autograd
+
+        from numba_xent.autograd import sparse_cross_entropy
+
+        value_and_grad = autograd.value_and_grad(lambda z: sparse_cross_entropy(z, y))
+        calls["autograd adapter value_and_grad"] = lambda: value_and_grad(x)
+    except ImportError:
+        pass
+    return calls
 
 
 CALLS = _calls()

@@ -97,3 +97,39 @@ def test_bare_fork_after_a_parallel_call(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120, env=env)
     assert result.returncode == 0 and "ok" in result.stdout, result.stdout + result.stderr
+
+
+DATALOADER_SCRIPT = """
+import numpy as np, torch
+import numba_xent as nx
+from numba_xent.torch import cross_entropy
+
+logits = torch.from_numpy(np.random.default_rng(0).standard_normal((64, 4000, 5)).astype(np.float32))
+labels = torch.from_numpy(np.random.default_rng(1).integers(0, 4000, (64, 5)))
+
+class Losses(torch.utils.data.Dataset):
+    def __len__(self):
+        return 8
+    def __getitem__(self, i):
+        batch = logits[i * 8 : (i + 1) * 8]
+        return cross_entropy(batch, labels[i * 8 : (i + 1) * 8]), torch.utils.data.get_worker_info().id
+
+if __name__ == "__main__":
+    expected = [float(cross_entropy(logits[i * 8 : (i + 1) * 8], labels[i * 8 : (i + 1) * 8])) for i in range(8)]
+    nx.sparse_cross_entropy(np.zeros((4000, 500), np.float32), np.zeros(4000, np.int64))  # parallel, in the parent
+    loader = torch.utils.data.DataLoader(Losses(), batch_size=None, num_workers=2, timeout=120)
+    got = [(float(loss), worker) for loss, worker in loader]
+    assert [loss for loss, _ in got] == expected, (got, expected)
+    assert {worker for _, worker in got} == {0, 1}
+    print("ok", torch.multiprocessing.get_start_method())
+"""
+
+
+def test_torch_dataloader_workers(tmp_path):
+    pytest.importorskip("torch")
+    script = tmp_path / "loader.py"
+    script.write_text(textwrap.dedent(DATALOADER_SCRIPT))
+    env = _layer_env(None)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok fork" in result.stdout
