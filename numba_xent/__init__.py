@@ -8,6 +8,7 @@ from .dense import (
 )
 from .evaluation import Evaluation, evaluate
 from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss
+from . import _overloads  # noqa: F401  (registers the @njit versions of the sparse losses)
 from .softmax import log_softmax, logsumexp, softmax
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_grad, sparse_cross_entropy_with_grad
 
