@@ -1,5 +1,6 @@
 """numba_xent: softmax cross-entropy and its gradients as Numba-compiled CPU kernels over NumPy arrays."""
 
+from . import _overloads  # noqa: F401  (registers the @njit versions of the sparse losses)
 from .dense import (
     binary_cross_entropy_with_logits,
     binary_cross_entropy_with_logits_grad,
@@ -8,7 +9,6 @@ from .dense import (
 )
 from .evaluation import Evaluation, evaluate
 from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss
-from . import _overloads  # noqa: F401  (registers the @njit versions of the sparse losses)
 from .softmax import log_softmax, logsumexp, softmax
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_grad, sparse_cross_entropy_with_grad
 

@@ -105,7 +105,7 @@ def _reduce(losses, total, denominator, reduction_code, dtype_of):
 
 
 def _overload(func, want_loss: bool, want_grad: bool):
-    @overload(func, jit_options=JIT_OPTIONS)
+    @overload(func, jit_options=JIT_OPTIONS)  # type: ignore[arg-type]
     def implementation(logits, labels, class_weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         _check_types(logits, labels, class_weight)
         code = _reduction_code(reduction)
