@@ -57,7 +57,7 @@ from dataclasses import dataclass, field
 import numba
 import numpy as np
 
-from ._floors import read_floor
+from ._floors import fresh_copy_floor, in_place_floor, read_floor
 from ._peers import jax_contender, torch_contender
 from ._shapes import TABLE_SHAPES, Case, parse_shape
 
@@ -71,7 +71,8 @@ QUICK_THREADS_SHAPE = (4096, 32000)
 # (rows, classes) for the memory section: rows vary at fixed classes and classes vary at fixed rows.
 MEMORY_SHAPES = ((2048, 32000), (8192, 32000), (8192, 8000), (32768, 8000))
 QUICK_MEMORY_SHAPES = ((2048, 8000), (8192, 8000), (8192, 2000), (32768, 2000))
-SECTIONS = ("table", "threads", "linear", "memory", "startup")
+SECTIONS = ("table", "small", "threads", "linear", "memory", "startup", "firstcall")
+SMALL_SHAPES = ((32, 10), (128, 10), (1024, 10), (128, 1000), (1024, 1000))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -169,7 +170,17 @@ def measure_case(case: Case, quick: bool, peers: bool, log) -> Row:
     logits, labels, class_weight = case.make()
     warmup, repeats = repeats_for(logits.nbytes, quick)
     row = Row(case)
-    floor = {"read floor": (lambda: read_floor(logits), None), "np.sum": (lambda: np.sum(logits, axis=-1), None)}
+    scratch = np.empty_like(logits)
+
+    def restore():
+        np.copyto(scratch, logits)
+
+    floor = {
+        "read floor": (lambda: read_floor(logits), None),
+        "fresh copy floor": (lambda: fresh_copy_floor(logits), None),
+        "in-place floor": (lambda: in_place_floor(scratch), restore),
+        "np.sum": (lambda: np.sum(logits, axis=-1), None),
+    }
     groups = [("read floor", floor, None), ("ours", *ours(case, logits, labels, class_weight))]
     if peers:
         for make in (torch_contender, jax_contender):
@@ -209,6 +220,8 @@ def format_table(rows: Sequence[Row]) -> str:
         "shape",
         "read floor",
         "GB/s",
+        "fresh copy floor",
+        "in-place floor",
         "np.sum",
         "forward",
         "fwd+grad",
@@ -219,7 +232,8 @@ def format_table(rows: Sequence[Row]) -> str:
         "jax fwd",
         "jax v&g",
         "fwd / floor",
-        "fwd+grad / floor",
+        "fwd+grad / fresh copy floor",
+        "in place / in-place floor",
         "peer / ours fwd",
         "peer / ours fwd+grad",
     ]
@@ -234,6 +248,8 @@ def format_table(rows: Sequence[Row]) -> str:
             row.case.label,
             _ms(t.get("read floor")),
             f"{nbytes / t['read floor'] / 1e9:.1f}",
+            _ms(t.get("fresh copy floor")),
+            _ms(t.get("in-place floor")),
             _ms(t.get("np.sum")),
             _ms(t.get("forward")),
             _ms(t.get("fwd+grad")),
@@ -244,7 +260,8 @@ def format_table(rows: Sequence[Row]) -> str:
             _ms(t.get("jax fwd")),
             _ms(t.get("jax v&g")),
             _ratio(t["forward"] / t["read floor"]),
-            _ratio(t["fwd+grad"] / t["read floor"]),
+            _ratio(t["fwd+grad"] / t["fresh copy floor"]),
+            _ratio(t["in place"] / t["in-place floor"]),
             _ratio(min(peer_fwd) / t["forward"] if peer_fwd else None),
             _ratio(min(peer_fused) / t["fwd+grad"] if peer_fused else None),
         ]
@@ -257,7 +274,9 @@ def format_table(rows: Sequence[Row]) -> str:
     text = "\n".join(lines)
     text += (
         "\n\nTimes in ms (median). GB/s: logits bytes / read-floor time. fwd / floor: 1.00 means as fast as "
-        "reading the logits once. peer / ours: best of PyTorch and JAX divided by ours; above 1 means ours is "
+        "reading the logits once. Copy floors: every core writing 0.5 * logits into a fresh array (page faults, "
+        "zeroing and the write stream of a new gradient) or in place."
+        " peer / ours: best of PyTorch and JAX divided by ours; above 1 means ours is "
         "faster. fwd+grad is compared with torch fwd+bwd and jax v&g."
     )
     if notes:
@@ -482,6 +501,149 @@ def run_startup(repeats: int, log) -> str:
     return "\n".join(lines)
 
 
+def _per_call_us(fn: Callable[[], object], quick: bool) -> float:
+    """Median wall time of one call, in µs, over batches of calls (small batches are too short to time singly)."""
+    fn()
+    start = time.perf_counter()
+    fn()
+    once = time.perf_counter() - start
+    number = max(1, int(2e-3 / max(once, 1e-7)))  # batches of about 2 ms
+    batches = []
+    for _ in range(5 if quick else 15):
+        start = time.perf_counter()
+        for _ in range(number):
+            fn()
+        batches.append((time.perf_counter() - start) / number)
+    return statistics.median(batches) * 1e6
+
+
+def _small_batch_line(shape: tuple[int, int], quick: bool, torch) -> str:
+    import numba_xent
+
+    from ._peers import numpy_forward, numpy_fused
+
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal(shape, dtype=np.float32)
+    labels = rng.integers(0, shape[1], shape[0])
+    t = {
+        "forward": _per_call_us(lambda: numba_xent.sparse_cross_entropy(logits, labels), quick),
+        "fwd+grad": _per_call_us(lambda: numba_xent.sparse_cross_entropy_with_grad(logits, labels), quick),
+        "numpy fwd": _per_call_us(lambda: numpy_forward(logits, labels), quick),
+        "numpy fwd+grad": _per_call_us(lambda: numpy_fused(logits, labels), quick),
+    }
+    if torch is not None:
+        x, y = torch.from_numpy(logits), torch.from_numpy(labels)
+        x_grad = x.clone().requires_grad_(True)
+
+        def torch_forward():
+            with torch.no_grad():
+                return torch.nn.functional.cross_entropy(x, y)
+
+        def torch_forward_backward():
+            x_grad.grad = None
+            torch.nn.functional.cross_entropy(x_grad, y).backward()
+
+        t["torch fwd"] = _per_call_us(torch_forward, quick)
+        t["torch fwd+bwd"] = _per_call_us(torch_forward_backward, quick)
+    cells = [f"{t[key]:.1f}" if key in t else "–" for key in SMALL_COLUMNS]
+    ratios = [f"{t[peer] / t[ours]:.2f}" if peer in t else "–" for peer, ours in SMALL_RATIOS]
+    return f"| {shape[0]}×{shape[1]} | " + " | ".join(cells + ratios) + " |"
+
+
+SMALL_COLUMNS = ("forward", "fwd+grad", "torch fwd", "torch fwd+bwd", "numpy fwd", "numpy fwd+grad")
+SMALL_RATIOS = (
+    ("torch fwd", "forward"),
+    ("torch fwd+bwd", "fwd+grad"),
+    ("numpy fwd", "forward"),
+    ("numpy fwd+grad", "fwd+grad"),
+)
+
+
+def run_small(quick: bool, peers: bool, log) -> str:
+    """Small batches: µs per call, ours against PyTorch and the five-line NumPy version, float32."""
+    torch = None
+    if peers:
+        try:
+            import torch
+        except ImportError:
+            torch = None
+    lines = [
+        "Small batches, float32, µs per call (median of batches of calls). NumPy: the five-line version a training "
+        "loop writes by hand (`_peers.numpy_fused`). Ratios above 1: ours faster.",
+        "",
+        "| shape | forward | fwd+grad | torch fwd | torch fwd+bwd | NumPy fwd | NumPy fwd+grad | torch / ours fwd "
+        "| torch / ours fwd+grad | NumPy / ours fwd | NumPy / ours fwd+grad |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for shape in SMALL_SHAPES:
+        log(f"  small: {shape}")
+        lines.append(_small_batch_line(shape, quick, torch))
+    return "\n".join(lines)
+
+
+# Each first call runs in a fresh interpreter; argv[2] is the option combination's name.
+_FIRST_CALL_CHILD = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+start = time.perf_counter()
+import numpy as np
+import numba_xent as nx
+imported = time.perf_counter()
+rng = np.random.default_rng(0)
+dtype = np.float64 if "float64" in sys.argv[2] else np.float32
+logits = rng.standard_normal((64, 100)).astype(dtype)
+labels = rng.integers(0, 100, 64)
+combination = {
+    "float32 forward": lambda: nx.sparse_cross_entropy(logits, labels),
+    "float64 forward": lambda: nx.sparse_cross_entropy(logits, labels),
+    "float32 fused": lambda: nx.sparse_cross_entropy_with_grad(logits, labels),
+    "float32 fused, class_weight + smoothing": lambda: nx.sparse_cross_entropy_with_grad(
+        logits, labels, class_weight=np.ones(100), label_smoothing=0.1),
+    "float32 forward, z_loss + sample_weight": lambda: nx.sparse_cross_entropy(
+        logits, labels, z_loss=1e-4, sample_weight=np.ones(64)),
+    "float32 grad into out=": lambda: nx.sparse_cross_entropy_grad(logits, labels, out=np.empty_like(logits)),
+    "float64 fused in place": lambda: nx.sparse_cross_entropy_with_grad(logits, labels, out=logits),
+}[sys.argv[2]]
+combination()
+done = time.perf_counter()
+print(imported - start, done - imported)
+"""
+FIRST_CALL_COMBINATIONS = (
+    "float32 forward",
+    "float64 forward",
+    "float32 fused",
+    "float32 fused, class_weight + smoothing",
+    "float32 forward, z_loss + sample_weight",
+    "float32 grad into out=",
+    "float64 fused in place",
+)
+
+
+def run_first_call(log) -> str:
+    """Import and first call per option combination, with an empty Numba cache and with a warm one."""
+    lines = [
+        "First call per option combination on a (64, 100) batch, each in a fresh interpreter: cold = empty "
+        "NUMBA_CACHE_DIR (the call compiles), warm = the cache the cold run filled (`python -m numba_xent warmup` "
+        "fills it ahead of time). Seconds.",
+        "",
+        "| combination | import | first call, cold | first call, warm | import + first call, warm |",
+        "|---|--:|--:|--:|--:|",
+    ]
+    for name in FIRST_CALL_COMBINATIONS:
+        log(f"  first call: {name}")
+        with tempfile.TemporaryDirectory(prefix="numba_xent_first_") as cache_dir:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache_dir)
+            command = [sys.executable, "-c", _FIRST_CALL_CHILD, _package_root(), name]
+            cold = subprocess.run(command, check=True, capture_output=True, text=True, env=env, cwd=cache_dir)
+            warm = subprocess.run(command, check=True, capture_output=True, text=True, env=env, cwd=cache_dir)
+        _, cold_call = (float(v) for v in cold.stdout.split())
+        warm_import, warm_call = (float(v) for v in warm.stdout.split())
+        lines.append(
+            f"| {name} | {warm_import:.3f} | {cold_call:.2f} | {warm_call:.3f} | {warm_import + warm_call:.3f} |"
+        )
+    return "\n".join(lines)
+
+
 # --------------------------------------------------------------------------------------------------------------
 # Machine description
 
@@ -611,6 +773,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         log("table")
         rows = run_table(cases, args.quick, not args.no_peers, log)
         parts.append(format_table(rows))
+    if "small" in sections:
+        log("small")
+        parts.append(run_small(args.quick, not args.no_peers, log))
     if "threads" in sections:
         log("threads")
         max_threads = len(os.sched_getaffinity(0))
@@ -624,6 +789,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "startup" in sections:
         log("startup")
         parts.append(run_startup(3 if args.quick else 5, log))
+    if "firstcall" in sections:
+        log("firstcall")
+        parts.append(run_first_call(log))
     report = "\n\n".join(parts) + "\n"
     print(report)
     if args.markdown:

@@ -99,3 +99,39 @@ def test_cache_entries_are_keyed_by_the_package_source():
         assert isinstance(dispatcher._cache, _jit._PackageCache)
     assert _jit._PackageCache.fingerprint == _jit._source_fingerprint()
     assert len(_jit._PackageCache.fingerprint) == 64
+
+
+WARM_CHECK = textwrap.dedent(
+    """
+    import numpy as np, numba_xent as nx
+    from numba_xent._kernels.sparse import sparse_rows
+    from numba_xent._kernels.softmax import softmax_rows
+    rng = np.random.default_rng(1)
+    for n_rows, n_classes in ((5, 10), (5, 1000), (20000, 10), (200, 1000)):
+        x = rng.standard_normal((n_rows, n_classes)).astype(np.float32)
+        y = rng.integers(0, n_classes, n_rows)
+        nx.sparse_cross_entropy(x, y)
+        nx.sparse_cross_entropy_with_grad(x, y, out=np.empty_like(x))
+        nx.softmax(x)
+    kernels = [sparse_rows(True), sparse_rows(False), softmax_rows]
+    misses = sum(sum(d.stats.cache_misses.values()) for k in kernels for d in (k.serial, k.parallel))
+    hits = sum(sum(d.stats.cache_hits.values()) for k in kernels for d in (k.serial, k.parallel))
+    print("misses", misses, "hits", hits)
+    """
+)
+
+
+def test_warmup_fills_the_cache_for_fresh_processes(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"), PYTHONPATH=ROOT)
+    warm = subprocess.run(
+        [sys.executable, "-m", "numba_xent", "warmup", "--quick"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=900,
+    )
+    assert warm.returncode == 0 and "warmup: 28 calls" in warm.stdout, warm.stdout + warm.stderr
+    check = _run(WARM_CHECK, env, tmp_path)
+    assert check.returncode == 0, check.stderr
+    assert "misses 0 hits 10" in check.stdout, check.stdout
