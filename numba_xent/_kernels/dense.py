@@ -17,28 +17,27 @@ from .rows import (
 
 
 @jit
-def dense_row(x, targets, grad, row, class_weight, smoothing, grad_coef):
+def dense_row(logits, targets, grad, row, class_weight, smoothing, grad_coef):
     """loss = sum_c w_c t_c (lse - x_c) with t = (1-eps) targets + eps/C; d/dx_c = p_c sum_k w_k t_k - w_c t_c.
 
     lse - x_c is taken as (max - x_c) + log_sum, exact under a large common offset (see ``weighted_gap_sum``).
     """
-    n_classes = x.shape[0]
+    n_classes = logits.shape[1]
     uniform = smoothing / n_classes
-    row_max, log_sum = row_stats(x)
+    row_max, log_sum = row_stats(logits[row])
     top = np.float64(row_max)
     target_mass = 0.0  # sum_c w_c t_c
     target_gap = 0.0  # sum_c w_c t_c (max - x_c)
     for c in range(n_classes):
-        target = ((1.0 - smoothing) * np.float64(targets[c]) + uniform) * class_weight_of(c, class_weight)
+        target = ((1.0 - smoothing) * np.float64(targets[row, c]) + uniform) * class_weight_of(c, class_weight)
         target_mass += target
         if target != 0.0:  # a zero target times an infinite gap (a -inf logit) adds nothing, not nan
-            target_gap += target * (top - np.float64(x[c]))
+            target_gap += target * (top - np.float64(logits[row, c]))
     if grad is not None:
-        grad_row = grad[row]
-        softmax_scaled_row(x, row_max, log_sum, grad_coef * target_mass, grad_row)
+        softmax_scaled_row(logits, row, row_max, log_sum, grad_coef * target_mass, grad)
         for c in range(n_classes):
-            target = ((1.0 - smoothing) * np.float64(targets[c]) + uniform) * class_weight_of(c, class_weight)
-            grad_row[c] -= x.dtype.type(grad_coef * target)
+            target = ((1.0 - smoothing) * np.float64(targets[row, c]) + uniform) * class_weight_of(c, class_weight)
+            grad[row, c] -= logits.dtype.type(grad_coef * target)
     return target_mass * log_sum + target_gap
 
 
@@ -55,9 +54,7 @@ def dense_rows(
         for row in range(block * ROWS_PER_BLOCK, min(n_rows, (block + 1) * ROWS_PER_BLOCK)):
             sample_scale = sample_weight_of(row, sample_weight)
             grad_coef = sample_scale * grad_scale_of(row, grad_scale, grad_scale_rows)
-            loss = sample_scale * dense_row(
-                logits[row], targets[row], grad, row, class_weight, label_smoothing, grad_coef
-            )
+            loss = sample_scale * dense_row(logits, targets, grad, row, class_weight, label_smoothing, grad_coef)
             losses[row] = loss
             block_total += loss
         block_sums[block] = block_total

@@ -13,7 +13,6 @@ from .rows import (
     rows_per_block,
     short_rows_stats,
     softmax_scaled_row,
-    softmax_scaled_short_row,
 )
 
 
@@ -31,17 +30,14 @@ def softmax_rows(logits, out, log):
         if short:
             short_rows_stats(logits[first:last], row_max, log_sum)
         for row in range(first, last):
-            x = logits[row]
             i = row - first
             if not short:
                 # Long rows: each row is written right after its statistics, while it is still in cache.
-                row_max[i], log_sum[i] = row_stats(x)
+                row_max[i], log_sum[i] = row_stats(logits[row])
             if log:
-                log_softmax_row(x, row_max[i], log_sum[i], out[row])
-            elif short:
-                softmax_scaled_short_row(x, row_max[i], log_sum[i], 1.0, out[row])
+                log_softmax_row(logits, row, row_max[i], log_sum[i], out)
             else:
-                softmax_scaled_row(x, row_max[i], log_sum[i], 1.0, out[row])
+                softmax_scaled_row(logits, row, row_max[i], log_sum[i], 1.0, out)
 
 
 @row_kernel

@@ -18,8 +18,8 @@ from .rows import (
     rows_per_block,
     sample_weight_of,
     short_rows_stats,
+    softmax_scaled_block,
     softmax_scaled_row,
-    softmax_scaled_short_row,
     sum_in_order,
     weighted_gap_sum,
 )
@@ -28,52 +28,56 @@ from .rows import (
 PROB_EPS = 1e-7
 
 
-@jit(inline=True)
-def smoothing_terms(x, class_weight, row_max, log_sum):
+@jit
+def smoothing_terms(logits, row, class_weight, row_max, log_sum):
     """(sum_c w_c (lse - x_c), W = sum_c w_c) of one row, for label smoothing."""
-    total_class_weight = np.float64(x.shape[0])
+    n_classes = logits.shape[1]
+    total_class_weight = np.float64(n_classes)
     if class_weight is not None:
         total_class_weight = 0.0
-        for c in range(x.shape[0]):
+        for c in range(n_classes):
             total_class_weight += class_weight[c]
-    return total_class_weight * log_sum + weighted_gap_sum(x, row_max, class_weight), total_class_weight
+    return total_class_weight * log_sum + weighted_gap_sum(logits, row, row_max, class_weight), total_class_weight
 
 
-@jit(inline=True)
-def row_loss_and_softmax_coef(x, label, class_weight, label_weight, smoothing, z_loss, row_max, log_sum):
+@jit
+def row_loss_and_softmax_coef(
+    label_logit, label_weight, smoothing, z_loss, row_max, log_sum, smooth_loss, total_class_weight, n_classes
+):
     """Loss of one row from its softmax statistics, and the coefficient of softmax(x) in its gradient.
 
     loss = (1-eps) w_y (lse - x_y) + (eps/C) sum_c w_c (lse - x_c) + z w_y lse^2, so
     d/dx_c = p_c [(1-eps) w_y + (eps/C) W + 2 z w_y lse] - (1-eps) w_y [c == y] - (eps/C) w_c,  W = sum_c w_c.
+    ``smooth_loss`` and ``total_class_weight`` are ``smoothing_terms`` (unused when ``smoothing`` is 0).
     """
     lse = np.float64(row_max) + log_sum
     # lse - x_y as (max - x_y) + log_sum: with a large common offset, max + log_sum would round log_sum away.
-    nll = (np.float64(row_max) - np.float64(x[label])) + log_sum
+    nll = (np.float64(row_max) - np.float64(label_logit)) + log_sum
     loss = (1.0 - smoothing) * label_weight * nll + z_loss * label_weight * lse * lse
     softmax_coef = (1.0 - smoothing) * label_weight + 2.0 * z_loss * label_weight * lse
     if smoothing != 0.0:
-        smooth_loss, total_class_weight = smoothing_terms(x, class_weight, row_max, log_sum)
-        loss += smoothing / x.shape[0] * smooth_loss
-        softmax_coef += smoothing / x.shape[0] * total_class_weight
+        loss += smoothing / n_classes * smooth_loss
+        softmax_coef += smoothing / n_classes * total_class_weight
     return loss, softmax_coef
 
 
-@jit(inline=True)
-def subtract_targets(grad, label, class_weight, label_weight, smoothing, grad_coef):
+@jit
+def subtract_targets(grad, row, label, class_weight, label_weight, smoothing, grad_coef):
     """Subtract the non-softmax terms of a row's gradient: the label's, and label smoothing's (eps/C) w_c."""
+    n_classes = grad.shape[1]
     if smoothing != 0.0:
-        smooth_coef = grad_coef * smoothing / grad.shape[0]
+        smooth_coef = grad_coef * smoothing / n_classes
         if class_weight is None:
             uniform = grad.dtype.type(smooth_coef)
-            for c in range(grad.shape[0]):
-                grad[c] -= uniform
+            for c in range(n_classes):
+                grad[row, c] -= uniform
         else:
-            for c in range(grad.shape[0]):
-                grad[c] -= grad.dtype.type(smooth_coef * class_weight[c])
-    grad[label] -= grad.dtype.type(grad_coef * (1.0 - smoothing) * label_weight)
+            for c in range(n_classes):
+                grad[row, c] -= grad.dtype.type(smooth_coef * class_weight[c])
+    grad[row, label] -= grad.dtype.type(grad_coef * (1.0 - smoothing) * label_weight)
 
 
-@jit(inline=True)
+@jit
 def prob_target(c, label, class_weight, label_weight, smoothing, n_classes):
     """Weight of -log p_c in a row's loss: (1-eps) w_y [c == y] + (eps/C) w_c, as PyTorch's smoothing formula."""
     target = 0.0
@@ -85,12 +89,13 @@ def prob_target(c, label, class_weight, label_weight, smoothing, n_classes):
 
 
 @jit
-def probs_row(q, grad, row, label, class_weight, label_weight, smoothing, grad_coef):
+def probs_row(logits, grad, row, label, class_weight, label_weight, smoothing, grad_coef):
     """Probability inputs, Keras's way: p = q / sum(q), clipped to [1e-7, 1 - 1e-7]; then PyTorch's weighting and
     smoothing, loss = sum_c t_c (-log p_c) with t from ``prob_target``. The gradient is with respect to q; the clip
     passes no gradient outside its range; it goes to ``grad[row]`` unless ``grad`` is None. Returns the loss before
-    the sample weight.
+    the sample weight. (Takes the 2-D logits and a row number, as ``weighted_gap_sum`` does.)
     """
+    q = logits[row]
     n_classes = q.shape[0]
     total = 0.0
     for c in range(n_classes):
@@ -187,39 +192,53 @@ def sparse_rows(short: bool) -> RowKernel:
                 sample_scale = sample_weight_of(row, sample_weight)
                 block_weight += label_weight * sample_scale
                 grad_coef = sample_scale * grad_scale_of(row, grad_scale, grad_scale_rows)
-                x = logits[row]
                 if not from_logits:
                     loss = sample_scale * probs_row(
-                        x, grad, row, label, class_weight, label_weight, label_smoothing, grad_coef
+                        logits, grad, row, label, class_weight, label_weight, label_smoothing, grad_coef
                     )
                 else:
                     if not short:
-                        row_max[i], log_sum[i] = row_stats(x)
+                        row_max[i], log_sum[i] = row_stats(logits[row])
+                    smooth_loss = 0.0
+                    total_class_weight = 0.0
+                    if label_smoothing != 0.0:
+                        smooth_loss, total_class_weight = smoothing_terms(
+                            logits, row, class_weight, row_max[i], log_sum[i]
+                        )
                     loss, coef = row_loss_and_softmax_coef(
-                        x, label, class_weight, label_weight, label_smoothing, z_loss, row_max[i], log_sum[i]
+                        logits[row, label],
+                        label_weight,
+                        label_smoothing,
+                        z_loss,
+                        row_max[i],
+                        log_sum[i],
+                        smooth_loss,
+                        total_class_weight,
+                        n_classes,
                     )
                     loss *= sample_scale
                     softmax_coef[i] = logits.dtype.type(grad_coef * coef)
                     if grad is not None and not short:
-                        softmax_scaled_row(x, row_max[i], log_sum[i], grad_coef * coef, grad[row])
-                        subtract_targets(grad[row], label, class_weight, label_weight, label_smoothing, grad_coef)
+                        softmax_scaled_row(logits, row, row_max[i], log_sum[i], grad_coef * coef, grad)
+                        subtract_targets(grad, row, label, class_weight, label_weight, label_smoothing, grad_coef)
                 losses[row] = loss
                 block_total += loss
             block_sums[block] = block_total
             block_weights[block] = block_weight
             block_bad_rows[block] = bad_row
             if grad is not None and short:
-                # The block's logits were all read above (in place is safe); now each row's gradient, along the row.
+                # The block's logits were all read above (in place is safe): the softmax part of every row's gradient
+                # in one flat loop (ignored rows have a zero coefficient), then each row's targets.
+                softmax_scaled_block(logits, first, last, row_max, log_sum, softmax_coef, grad)
                 for row in range(first, last):
                     label = labels[row]
                     if label == ignore_index or label < 0 or label >= n_classes:
-                        grad[row, :] = 0
+                        for c in range(n_classes):
+                            grad[row, c] = 0.0  # not just 0 * softmax: a NaN row's gradient is 0 when ignored
                         continue
-                    i = row - first
                     label_weight = class_weight_of(label, class_weight)
                     grad_coef = sample_weight_of(row, sample_weight) * grad_scale_of(row, grad_scale, grad_scale_rows)
-                    softmax_scaled_short_row(logits[row], row_max[i], log_sum[i], softmax_coef[i], grad[row])
-                    subtract_targets(grad[row], label, class_weight, label_weight, label_smoothing, grad_coef)
+                    subtract_targets(grad, row, label, class_weight, label_weight, label_smoothing, grad_coef)
         return sum_in_order(block_sums), sum_in_order(block_weights), first_valid(block_bad_rows)
 
     return RowKernel(kernel, name=f"sparse_rows(short={short})")
