@@ -2,9 +2,9 @@
 
 - ``@jit`` compiles a helper with the package's options. Helpers are plain functions: an option that is absent is
   ``None``, and ``if x is None`` branches are pruned when Numba compiles the ``None`` specialisation. LLVM inlines
-  small helpers that take scalars. A helper that runs once per row and takes an array (a row view, a weight
-  array) is ``@jit(inline=True)``: as a call, each array argument costs a reference-count increment and decrement
-  (atomic), measured at 25-35 ns a row, more than a whole 10-class row.
+  the small ones. A helper that runs once per row takes the 2-D arrays and a row number, never a row view: a view
+  made in a row loop and passed to a call costs an atomic reference-count increment and decrement per row
+  (measured at half of a 10-class forward).
 - ``@row_kernel`` compiles a row loop twice from one source: ``.parallel`` (``prange`` spread over every core) and
   ``.serial`` (``prange`` runs as ``range``: small inputs, forked children). Both add their block sums in the same
   order, so they return the same bits.
@@ -31,12 +31,10 @@ JIT_OPTIONS: dict[str, Any] = dict(nogil=True, error_model="numpy", cache=True)
 REASSOC_OPTIONS: dict[str, Any] = dict(JIT_OPTIONS, fastmath={"reassoc", "contract"})
 
 
-def jit(func: Callable | None = None, *, reassoc: bool = False, inline: bool = False) -> Any:
-    """Compile ``func`` with the package's options. ``reassoc=True`` also allows reassociating sums (so that they
-    vectorise); ``inline=True`` inlines it into its callers in Numba's IR (their fastmath flags then apply)."""
+def jit(func: Callable | None = None, *, reassoc: bool = False) -> Any:
+    """Compile ``func`` with the package's options; ``reassoc=True`` also allows reassociating sums (so that they
+    vectorise)."""
     options = REASSOC_OPTIONS if reassoc else JIT_OPTIONS
-    if inline:
-        options = dict(options, inline="always")
 
     def decorate(function):
         return _njit(function, **options)
