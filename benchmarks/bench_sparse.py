@@ -1,6 +1,7 @@
 """Timings of the integer-label losses: forward, fused forward+grad, grad alone, in place; and the read floor."""
 
 import numba
+import numpy as np
 
 import numba_xent
 
@@ -69,4 +70,25 @@ class Threads:
         numba_xent.sparse_cross_entropy(self.logits, self.labels)
 
     def time_fwd_grad(self, threads):
+        numba_xent.sparse_cross_entropy_with_grad(self.logits, self.labels)
+
+
+class SmallBatches:
+    """Latency of one call on the small batches of NumPy training loops (float32): the fixed cost of a call."""
+
+    params = [["32x10", "128x10", "1024x10", "128x1000"]]
+    param_names = ["shape"]
+
+    def setup(self, shape):
+        n_rows, n_classes = (int(d) for d in shape.split("x"))
+        rng = np.random.default_rng(0)
+        self.logits = rng.standard_normal((n_rows, n_classes), dtype=np.float32)
+        self.labels = rng.integers(0, n_classes, n_rows)
+        self.time_forward(shape)
+        self.time_fwd_grad(shape)
+
+    def time_forward(self, shape):
+        numba_xent.sparse_cross_entropy(self.logits, self.labels)
+
+    def time_fwd_grad(self, shape):
         numba_xent.sparse_cross_entropy_with_grad(self.logits, self.labels)

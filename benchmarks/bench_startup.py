@@ -28,10 +28,26 @@ numba_xent.sparse_cross_entropy(np.zeros((64, 10), dtype=np.float32), np.zeros(6
 print(time.perf_counter() - start)
 """
 
+# First calls with options: float32 fused with class weights and smoothing on long rows; float64 forward.
+_FIRST_CALL_OPTIONS = r"""
+import sys, time
+sys.path.insert(0, sys.argv[1])
+start = time.perf_counter()
+import numpy as np
+import numba_xent
+if sys.argv[2] == "float32 fused, class_weight + smoothing":
+    numba_xent.sparse_cross_entropy_with_grad(
+        np.zeros((64, 1000), dtype=np.float32), np.zeros(64, dtype=np.int64), class_weight=np.ones(1000),
+        label_smoothing=0.1)
+else:
+    numba_xent.sparse_cross_entropy(np.zeros((64, 1000)), np.zeros(64, dtype=np.int64))
+print(time.perf_counter() - start)
+"""
 
-def _first_call_seconds(cache_dir):
+
+def _first_call_seconds(cache_dir, child=_FIRST_CALL, *arguments):
     out = subprocess.run(
-        [sys.executable, "-c", _FIRST_CALL, _PACKAGE_ROOT],
+        [sys.executable, "-c", child, _PACKAGE_ROOT, *arguments],
         check=True,
         capture_output=True,
         text=True,
@@ -66,6 +82,22 @@ class FirstCall:
 
     def track_warm_cache(self, medians):
         return medians["warm"]
+
+
+class FirstCallWithOptions:
+    """As ``FirstCall`` (cold cache), for other option combinations: each compiles specialisations of its own."""
+
+    params = [["float32 fused, class_weight + smoothing", "float64 forward"]]
+    param_names = ["combination"]
+    timeout = 600
+    unit = "seconds"
+
+    def track_cold_cache(self, combination):
+        times = []
+        for _ in range(_REPEATS):
+            with tempfile.TemporaryDirectory(prefix="numba_xent_cold_") as cold_dir:
+                times.append(_first_call_seconds(cold_dir, _FIRST_CALL_OPTIONS, combination))
+        return statistics.median(times)
 
 
 # Peak resident memory added by one warm forward call: VmHWM is reset through /proc/self/clear_refs after the
