@@ -6,6 +6,7 @@ from .dense import (
     cross_entropy,
     cross_entropy_grad,
 )
+from .linear import linear_cross_entropy, linear_cross_entropy_with_grad
 from .softmax import log_softmax, logsumexp, softmax
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_grad, sparse_cross_entropy_with_grad
 
@@ -16,6 +17,8 @@ __all__ = [
     "binary_cross_entropy_with_logits_grad",
     "cross_entropy",
     "cross_entropy_grad",
+    "linear_cross_entropy",
+    "linear_cross_entropy_with_grad",
     "log_softmax",
     "logsumexp",
     "softmax",
