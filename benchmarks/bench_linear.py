@@ -96,9 +96,7 @@ def make_runner(name: str, hidden, weight, labels):
         hidden_t.grad = None
         weight_t.grad = None
         if name == "torch_chunked":
-            loss = F.linear_cross_entropy(
-                hidden_t, weight_t, labels_t, options=torch.nn.LinearCrossEntropyOptions()
-            )
+            loss = F.linear_cross_entropy(hidden_t, weight_t, labels_t, options=torch.nn.LinearCrossEntropyOptions())
         else:
             loss = F.cross_entropy(F.linear(hidden_t, weight_t), labels_t)
         loss.backward()
@@ -117,9 +115,8 @@ def set_threads(threads: int) -> dict:
     numba.set_num_threads(threads)
     report = {"numba": numba.get_num_threads()}
     try:
-        import threadpoolctl  # type: ignore[import-untyped]
-
         import scipy.linalg  # noqa: F401  (load SciPy's OpenBLAS so that threadpoolctl sees it)
+        import threadpoolctl  # type: ignore[import-untyped]
 
         threadpoolctl.threadpool_limits(threads)
         for pool in threadpoolctl.threadpool_info():
@@ -141,7 +138,7 @@ def time_rows(shape_name: str, rows, repeats: int, log) -> dict:
     hidden, weight, labels = make_inputs(*SHAPES[shape_name])
     runners = {name: make_runner(name, hidden, weight, labels) for name in rows}
     times: dict = {name: [] for name in rows}
-    for name, run in runners.items():  # warm-up: compile, fault in the pages
+    for run in runners.values():  # warm-up: compile, fault in the pages
         run()
     for repeat in range(repeats):
         for name, run in runners.items():
@@ -201,7 +198,7 @@ def main(argv=None) -> None:
     pools = set_threads(args.threads)
     log(f"threads: {pools}")
     lines = [
-        "| N x D x V (float32) | row | time (s) | / GEMM floor | PyTorch chunked / row | peak extra MB beyond outputs |",
+        "| N x D x V (float32) | row | time (s) | / GEMM floor | PyTorch chunked / row | peak extra MB |",
         "|---|---|---:|---:|---:|---:|",
     ]
     for shape_name in args.shapes:

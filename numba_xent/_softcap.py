@@ -28,7 +28,7 @@ from ._vecmath import EXACT, exp_nonpositive, prefer_wide_vectors
 __all__ = ["apply_softcap", "capped_logit", "capped_slope", "chain_softcap"]
 
 
-@njit(inline="always", **EXACT)
+@njit(inline="always", **EXACT)  # type: ignore[call-overload]
 def capped_logit(logit, softcap):
     """``softcap * tanh(logit / softcap)`` in float64 (``softcap`` a float64)."""
     scaled = np.float64(logit) / softcap
@@ -36,14 +36,14 @@ def capped_logit(logit, softcap):
     return np.copysign(softcap * ((1.0 - decay) / (1.0 + decay)), scaled)
 
 
-@njit(inline="always", **EXACT)
+@njit(inline="always", **EXACT)  # type: ignore[call-overload]
 def capped_slope(capped, softcap):
-    """d capped / d logit, from the capped logit: ``1 - tanh**2`` with ``tanh = capped / softcap`` (of capped's type)."""
+    """d capped / d logit from the capped logit: ``1 - tanh**2``, ``tanh = capped / softcap`` (capped's type)."""
     ratio = capped / softcap
     return 1 - ratio * ratio
 
 
-@njit(parallel=True, **EXACT)
+@njit(parallel=True, **EXACT)  # type: ignore[call-overload]
 def _apply_softcap_rows(logits, softcap):
     prefer_wide_vectors()
     n_rows, n_classes = logits.shape
@@ -53,7 +53,7 @@ def _apply_softcap_rows(logits, softcap):
             values[col] = capped_logit(values[col], softcap)
 
 
-@njit(parallel=True, **EXACT)
+@njit(parallel=True, **EXACT)  # type: ignore[call-overload]
 def _chain_softcap_rows(grad, capped, softcap):
     prefer_wide_vectors()
     n_rows, n_classes = grad.shape

@@ -344,7 +344,17 @@ def linear_cross_entropy(
     array([0.554957, 0.      , 0.551445])
     """
     problem = _prepare(
-        hidden, weight, labels, bias, class_weight, ignore_index, reduction, label_smoothing, z_loss, softcap, chunk_size
+        hidden,
+        weight,
+        labels,
+        bias,
+        class_weight,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        z_loss,
+        softcap,
+        chunk_size,
     )
     row_loss = np.zeros(problem.labels.size)
     if problem.kept_rows.size:
@@ -410,7 +420,17 @@ def linear_cross_entropy_with_grad(
            [-0.982014,  0.982014]])
     """
     problem = _prepare(
-        hidden, weight, labels, bias, class_weight, ignore_index, reduction, label_smoothing, z_loss, softcap, chunk_size
+        hidden,
+        weight,
+        labels,
+        bias,
+        class_weight,
+        ignore_index,
+        reduction,
+        label_smoothing,
+        z_loss,
+        softcap,
+        chunk_size,
     )
     scale, scale_rows = _row_scale(grad_output, problem.reduction, problem.batch_shape)
     dtype = problem.hidden.dtype
@@ -430,7 +450,7 @@ def linear_cross_entropy_with_grad(
         logits_buffer = np.empty((rows_per_chunk, problem.n_classes), dtype)
         grad_buffer = np.empty_like(logits_buffer) if buffers == 2 else logits_buffer
         scaled_hidden_buffer = np.empty((rows_per_chunk, n_features), dtype)
-        grad_hidden_buffer = None if all_kept else np.empty((rows_per_chunk, n_features), dtype)
+        grad_hidden_buffer = np.empty((0 if all_kept else rows_per_chunk, n_features), dtype)  # for gathered rows
         scratch: list = []
         for chunk in _chunks(problem, rows_per_chunk):
             logits = _logits_into(logits_buffer, problem, chunk)

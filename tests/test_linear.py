@@ -121,7 +121,7 @@ def torch_reference(hidden, weight, labels, grad_output, *, bias=None, class_wei
 def check_against(expected, actual, dtype):
     rtol = 2e-4 if dtype == np.float32 else 1e-10
     names = ("loss", "grad_hidden", "grad_weight", "grad_bias")
-    for name, want, got in zip(names, expected, actual):
+    for name, want, got in zip(names, expected, actual, strict=True):
         if want is None:
             assert got is None, name
             continue
@@ -205,7 +205,7 @@ def test_chunk_size_changes_nothing_but_rounding(rng, chunk_size):
     chunked = nx.linear_cross_entropy_with_grad(
         hidden, weight, labels, grad_output=grad_output, chunk_size=chunk_size, **options
     )
-    for a, b in zip(whole, chunked):
+    for a, b in zip(whole, chunked, strict=True):
         assert_close(a, b, rtol=1e-13, atol=rel_atol(a, 1e-13))
 
 
@@ -217,7 +217,7 @@ def test_numpy_only_fallback_for_grad_weight(rng, monkeypatch, dtype):
     monkeypatch.setattr(linear, "_FALLBACK_SCRATCH_BYTES", 5 * N_FEATURES * np.dtype(dtype).itemsize)  # 5-row tiles
     numpy_only = nx.linear_cross_entropy_with_grad(hidden, weight, labels, chunk_size=3, **options)
     rtol = 1e-5 if dtype == np.float32 else 1e-13
-    for a, b in zip(with_scipy, numpy_only):
+    for a, b in zip(with_scipy, numpy_only, strict=True):
         if a is not None:
             assert_close(b, a, rtol=rtol, atol=rel_atol(a, rtol))
 
@@ -228,7 +228,7 @@ def test_default_chunk_respects_the_budget(rng, monkeypatch):
     problem = linear._prepare(hidden, weight, labels, None, None, -100, "mean", 0.0, 0.0, 4.0, None)
     assert problem.rows_per_chunk(buffers=1) == 40 and problem.rows_per_chunk(buffers=2) == 16
     expected = nx.linear_cross_entropy_with_grad(hidden, weight, labels, chunk_size=100, **options)
-    for a, b in zip(expected, nx.linear_cross_entropy_with_grad(hidden, weight, labels, **options)):
+    for a, b in zip(expected, nx.linear_cross_entropy_with_grad(hidden, weight, labels, **options), strict=True):
         if a is not None:
             assert_close(b, a, rtol=1e-13, atol=rel_atol(a, 1e-13))
 
@@ -238,7 +238,7 @@ def test_strided_and_fortran_inputs(rng):
     weight = rng.standard_normal((N_FEATURES, N_CLASSES)).T  # Fortran-ordered (classes, features)
     labels = rng.integers(0, N_CLASSES, 18)[::2]
     expected = nx.linear_cross_entropy_with_grad(np.ascontiguousarray(hidden), np.ascontiguousarray(weight), labels)
-    for a, b in zip(expected, nx.linear_cross_entropy_with_grad(hidden, weight, labels, chunk_size=4)):
+    for a, b in zip(expected, nx.linear_cross_entropy_with_grad(hidden, weight, labels, chunk_size=4), strict=True):
         if a is not None:
             assert_close(b, a, rtol=1e-13, atol=rel_atol(a, 1e-13))
 
