@@ -53,18 +53,22 @@ def make_inputs(n_rows: int, n_features: int, n_classes: int, dtype=np.float32, 
 
 def gemm_floor(hidden, weight, chunk_size: int):
     """The three products of ours, chunked and called as ours calls them: no loss kernel, no scaling."""
-    from numba_xent.linear import _accumulate_product
+    from numba_xent.linear import _product
 
     n_rows, n_features = hidden.shape
     logits_buffer = np.empty((chunk_size, weight.shape[0]), hidden.dtype)
+    grad_hidden_buffer = np.empty(chunk_size * n_features, hidden.dtype)
     grad_hidden = np.empty_like(hidden)
     grad_weight = np.zeros_like(weight)
     scratch: list = []
     for start in range(0, n_rows, chunk_size):
         stop = min(start + chunk_size, n_rows)
-        logits = np.matmul(hidden[start:stop], weight.T, out=logits_buffer[: stop - start])
-        _accumulate_product(grad_weight, logits.T, hidden[start:stop], scratch)
-        np.matmul(logits, weight, out=grad_hidden[start:stop])
+        logits = logits_buffer[: stop - start]
+        _product(hidden[start:stop], weight.T, logits, False, scratch)
+        _product(logits.T, hidden[start:stop], grad_weight, True, scratch)
+        chunk_grad_hidden = grad_hidden_buffer[: logits.shape[0] * n_features].reshape(logits.shape[0], -1, order="F")
+        _product(logits, weight, chunk_grad_hidden, False, scratch)
+        grad_hidden[start:stop] = chunk_grad_hidden
     return grad_hidden, grad_weight
 
 
