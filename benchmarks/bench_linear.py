@@ -59,7 +59,7 @@ def gemm_floor(hidden, weight, chunk_size: int):
     logits_buffer = np.empty((chunk_size, weight.shape[0]), hidden.dtype)
     grad_hidden_buffer = np.empty(chunk_size * n_features, hidden.dtype)
     grad_hidden = np.empty_like(hidden)
-    grad_weight = np.zeros_like(weight)
+    grad_weight = np.zeros(weight.shape[::-1], weight.dtype).T  # Fortran order, as ours
     scratch: list = []
     for start in range(0, n_rows, chunk_size):
         stop = min(start + chunk_size, n_rows)

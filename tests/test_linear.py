@@ -140,6 +140,7 @@ def test_matches_torch_reference_path(rng, case, chunk_size, dtype):
         hidden, weight, labels, chunk_size=chunk_size, grad_output=grad_output, **options
     )
     check_against(expected, actual, dtype)
+    assert actual[2].T.flags.c_contiguous  # grad_weight in Fortran order, as documented
     loss_only = nx.linear_cross_entropy(hidden, weight, labels, chunk_size=chunk_size, **options)
     assert_close(loss_only, actual[0], rtol=1e-6 if dtype == np.float32 else 1e-14)
 
