@@ -150,7 +150,62 @@ def time_rows(shape_name: str, rows, repeats: int, log) -> dict:
             run()
             times[name].append(time.perf_counter() - start)
         log(f"  {shape_name} run {repeat + 1}: " + ", ".join(f"{n} {t[-1]:.2f}s" for n, t in times.items()))
-    return {name: statistics.median(values) for name, values in times.items()}
+    return times
+
+
+def paired_ratio(times: dict, numerator: str, denominator: str) -> float:
+    """Median over runs of the ratio within each run (both timed back to back): steadier than a ratio of medians."""
+    if numerator not in times or denominator not in times:
+        return float("nan")
+    return statistics.median(a / b for a, b in zip(times[numerator], times[denominator], strict=True))
+
+
+def profile_ours(shape_name: str, repeats: int, log) -> str:
+    """Where ours spends its time: the chunk loop of linear_cross_entropy_with_grad, phase by phase."""
+    import numba_xent
+    from numba_xent.linear import _product
+
+    hidden, weight, labels = make_inputs(*SHAPES[shape_name])
+    chunk = default_chunk(hidden, weight)
+    n_rows, n_features = hidden.shape
+    logits_buffer = np.empty((chunk, weight.shape[0]), hidden.dtype)
+    scaled = np.empty((chunk, n_features), hidden.dtype)
+    grad_hidden_buffer = np.empty(chunk * n_features, hidden.dtype)
+    grad_hidden = np.empty_like(hidden)
+    grad_weight = np.zeros(weight.shape[::-1], weight.dtype).T
+    phases = ("logits GEMM", "loss+grad kernel", "row scaling", "grad_weight GEMM", "grad_hidden GEMM")
+    runs: dict = {phase: [] for phase in phases}
+    for _ in range(repeats + 1):  # the first is a warm-up
+        spent = dict.fromkeys(phases, 0.0)
+        for start in range(0, n_rows, chunk):
+            stop = min(start + chunk, n_rows)
+            rows = stop - start
+            t0 = time.perf_counter()
+            logits = logits_buffer[:rows]
+            _product(hidden[start:stop], weight.T, logits, False, [])
+            t1 = time.perf_counter()
+            numba_xent.sparse_cross_entropy_with_grad(logits, labels[start:stop], reduction="none", out=logits)
+            t2 = time.perf_counter()
+            row_scale = np.full((rows, 1), 1.0 / n_rows, hidden.dtype)
+            np.multiply(hidden[start:stop], row_scale, out=scaled[:rows])
+            t3 = time.perf_counter()
+            _product(logits.T, scaled[:rows], grad_weight, True, [])
+            t4 = time.perf_counter()
+            chunk_grad_hidden = grad_hidden_buffer[: rows * n_features].reshape(rows, -1, order="F")
+            _product(logits, weight, chunk_grad_hidden, False, [])
+            np.multiply(chunk_grad_hidden, row_scale, out=grad_hidden[start:stop])
+            t5 = time.perf_counter()
+            for phase, seconds in zip(phases, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+                spent[phase] += seconds
+        for phase in phases:
+            runs[phase].append(spent[phase])
+    medians = {phase: statistics.median(values[1:]) for phase, values in runs.items()}
+    total = sum(medians.values())
+    line = f"{shape_name} (chunk {chunk} rows): " + ", ".join(
+        f"{phase} {seconds:.2f} s ({100 * seconds / total:.0f}%)" for phase, seconds in medians.items()
+    )
+    log(line)
+    return line
 
 
 def _measure_memory_child(row: str, shape_name: str, threads: int) -> None:
@@ -189,6 +244,7 @@ def main(argv=None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="also time the phases of ours' chunk loop")
     parser.add_argument("--memory-child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.memory_child:
@@ -202,24 +258,29 @@ def main(argv=None) -> None:
     pools = set_threads(args.threads)
     log(f"threads: {pools}")
     lines = [
-        "| N x D x V (float32) | row | time (s) | / GEMM floor | PyTorch chunked / row | peak extra MB |",
-        "|---|---|---:|---:|---:|---:|",
+        "| N x D x V (float32) | row | median time (s) | min (s) | row / GEMM floor | PyTorch chunked / row "
+        "| peak extra MiB beyond outputs |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
+    profiles = []
     for shape_name in args.shapes:
-        medians = time_rows(shape_name, args.rows, args.repeats, log)
+        times = time_rows(shape_name, args.rows, args.repeats, log)
         for row in args.rows:
             memory = "" if args.no_memory else measure_memory(row, shape_name, args.threads)
             extra = "" if not memory else f"{(memory['peak_rise'] - memory['outputs']) / 2**20:.0f}"
-            floor = medians.get("gemm_floor")
-            chunked = medians.get("torch_chunked")
             lines.append(
-                f"| {shape_name} | {row} | {medians[row]:.2f} | "
-                f"{medians[row] / floor if floor else float('nan'):.2f} | "
-                f"{chunked / medians[row] if chunked else float('nan'):.2f} | {extra} |"
+                f"| {shape_name} | {row} | {statistics.median(times[row]):.2f} | {min(times[row]):.2f} | "
+                f"{paired_ratio(times, row, 'gemm_floor'):.2f} | {paired_ratio(times, 'torch_chunked', row):.2f} "
+                f"| {extra} |"
             )
             log(lines[-1])
+        if args.profile:
+            profiles.append(profile_ours(shape_name, args.repeats, log))
     print(f"threads: {pools}")
     print("\n".join(lines))
+    if profiles:
+        print("\nWhere ours spends its time (medians):\n")
+        print("\n".join(f"- {line}" for line in profiles))
 
 
 if __name__ == "__main__":

@@ -61,7 +61,9 @@ def _chain_softcap_rows(grad, capped, softcap):
         grad_row = grad[row]
         capped_row = capped[row]
         for col in range(n_classes):
-            grad_row[col] *= capped_slope(capped_row[col], softcap)
+            value = grad_row[col]
+            # A zero gradient (an ignored row) stays zero even where the logit is NaN.
+            grad_row[col] = value * capped_slope(capped_row[col], softcap) if value != 0 else value
 
 
 def _check_buffer(array: np.ndarray, name: str) -> None:
@@ -105,7 +107,8 @@ def apply_softcap(logits: np.ndarray, softcap: float) -> None:
 def chain_softcap(grad: np.ndarray, capped: np.ndarray, softcap: float) -> None:
     """Turn the gradient with respect to the capped logits into the gradient with respect to the raw logits.
 
-    ``grad <- grad * (1 - (capped / softcap)**2)``, in place.
+    ``grad <- grad * (1 - (capped / softcap)**2)``, in place. Zeros stay zero (also where ``capped`` is NaN), so
+    rows that a loss ignores keep their zero gradient.
 
     Parameters
     ----------

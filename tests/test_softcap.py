@@ -56,6 +56,13 @@ def test_chain_softcap_matches_finite_differences(rng, dtype, softcap):
     assert_close(grad, numeric, rtol=1e-6, atol=atol)
 
 
+def test_chain_softcap_keeps_zero_gradients_zero():
+    capped = np.array([[np.nan, 1.0, np.nan]], np.float32)
+    grad = np.array([[0.0, 0.0, 2.0]], np.float32)
+    chain_softcap(grad, capped, 3.0)
+    assert grad[0, 0] == 0.0 and grad[0, 1] == 0.0 and np.isnan(grad[0, 2])
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_bits_do_not_depend_on_thread_count(rng, dtype):
     logits = _logits(rng, dtype)
