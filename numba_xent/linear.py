@@ -142,8 +142,8 @@ def _prepare(
     if weight.dtype != hidden.dtype:
         raise TypeError(f"weight has dtype {weight.dtype} but hidden has dtype {hidden.dtype}; they must match")
     n_classes, n_features = weight.shape
-    if n_classes == 0:
-        raise ValueError(f"weight has shape {weight.shape}: no classes")
+    if n_classes == 0 or n_features == 0:
+        raise ValueError(f"weight has shape {weight.shape}: no classes or no features")
     if hidden.shape[-1] != n_features:
         raise ValueError(
             f"hidden has {hidden.shape[-1]} features (shape {hidden.shape}) but weight of shape {weight.shape} "
@@ -272,7 +272,7 @@ def _product(left: np.ndarray, right: np.ndarray, out: np.ndarray, accumulate: b
             target = out.T
         beta = 1.0 if accumulate else 0.0
         result = gemm(1.0, first, second, beta, target, trans_first, trans_second, overwrite_c=1)
-        if not np.shares_memory(result, out):  # pragma: no cover - f2py copies only a misaligned target
+        if not np.may_share_memory(result, out):  # pragma: no cover - f2py copies only a misaligned target
             np.copyto(target, result)
         return
     if not accumulate:
