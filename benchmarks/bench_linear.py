@@ -39,6 +39,7 @@ import numpy as np
 
 SHAPES = {"4096x1024x32000": (4096, 1024, 32000), "2048x512x128000": (2048, 512, 128000)}
 ROWS = ("ours", "gemm_floor", "torch_chunked", "torch_reference")
+EXTRA_ROWS = ("ours_softcap", "ours_forward")  # softcap=30 forward+backward; the loss alone
 
 
 def make_inputs(n_rows: int, n_features: int, n_classes: int, dtype=np.float32, seed: int = 0):
@@ -81,10 +82,14 @@ def default_chunk(hidden, weight) -> int:
 
 
 def make_runner(name: str, hidden, weight, labels):
-    """A no-argument callable running forward plus backward of one row of the table."""
-    if name == "ours":
+    """A no-argument callable running one row of the table (forward plus backward unless named otherwise)."""
+    if name.startswith("ours"):
         import numba_xent
 
+        if name == "ours_softcap":
+            return lambda: numba_xent.linear_cross_entropy_with_grad(hidden, weight, labels, softcap=30.0)
+        if name == "ours_forward":
+            return lambda: numba_xent.linear_cross_entropy(hidden, weight, labels)
         return lambda: numba_xent.linear_cross_entropy_with_grad(hidden, weight, labels)
     if name == "gemm_floor":
         chunk = default_chunk(hidden, weight)
@@ -227,7 +232,7 @@ def _measure_memory_child(row: str, shape_name: str, threads: int) -> None:
         f.write("5")
     before = status("VmRSS")
     run()
-    outputs = hidden.nbytes + weight.nbytes
+    outputs = 0 if row == "ours_forward" else hidden.nbytes + weight.nbytes  # the gradients
     print(json.dumps({"peak_rise": status("VmHWM") - before, "outputs": outputs}))
 
 
@@ -240,7 +245,7 @@ def measure_memory(row: str, shape_name: str, threads: int) -> dict:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES), choices=list(SHAPES))
-    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS)
+    parser.add_argument("--rows", nargs="+", default=list(ROWS), choices=ROWS + EXTRA_ROWS)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-memory", action="store_true")
