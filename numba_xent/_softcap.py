@@ -6,16 +6,18 @@ are made of (usable from other ``@njit`` code):
 * ``apply_softcap(logits, softcap)``: ``logits <- softcap * tanh(logits / softcap)``.
 * ``chain_softcap(grad, capped, softcap)``: ``grad <- grad * (1 - (capped / softcap)**2)``, the chain rule through
   the cap, with the derivative ``1 - tanh**2`` recomputed from the capped logits (as PyTorch's autograd of ``tanh``
-  does from its output), so the forward writes no second buffer.
+  does from its output), so the cap writes nothing but the capped logits; the caller keeps them apart from the
+  gradient until the chain step.
 
 Both are element-wise (no reduction), so their bits do not depend on the thread count.
 
 The cap is computed in float64 for both dtypes as ``tanh(a) = (1 - e) / (1 + e)`` with ``e = exp(-2 |a|)`` from the
 vectorised ``exp_nonpositive`` (libm's ``tanh`` is a scalar call: 25 ns per element measured here, against about
-1 ns). ``1 - e`` cancels for small ``|a|``, so the error is absolute: at most a few 1e-14 times ``softcap``, far below
-float32 rounding; a float64 logit near zero keeps ~1e-13 absolute accuracy rather than full relative accuracy, which
-the softmax (invariant to shifts, sensitive to absolute errors) does not see. The slope ``1 - tanh**2`` is
-recomputed in the buffer's dtype from the stored capped logit, as PyTorch's autograd of ``tanh`` does.
+1 ns, both on a loaded 2-core machine). ``1 - e`` cancels for small ``|a|``, so the error is absolute: at most a
+few 1e-14 times ``softcap``, far below float32 rounding; a float64 logit near zero keeps ~1e-13 absolute accuracy
+rather than full relative accuracy, which the softmax (invariant to shifts, sensitive to absolute errors) does not
+see. The slope ``1 - tanh**2`` is recomputed in the buffer's dtype from the stored capped logit, as PyTorch's
+autograd of ``tanh`` does.
 """
 
 from __future__ import annotations
