@@ -9,6 +9,7 @@ from .dense import (
 )
 from .evaluation import Evaluation, evaluate
 from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss
+from .linear import linear_cross_entropy, linear_cross_entropy_with_grad
 from .softmax import log_softmax, logsumexp, softmax
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_grad, sparse_cross_entropy_with_grad
 
@@ -23,6 +24,8 @@ __all__ = [
     "cross_entropy",
     "cross_entropy_grad",
     "evaluate",
+    "linear_cross_entropy",
+    "linear_cross_entropy_with_grad",
     "log_softmax",
     "logsumexp",
     "softmax",
