@@ -8,8 +8,8 @@ from .dense import (
     cross_entropy_grad,
 )
 from .evaluation import Evaluation, evaluate
-from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss
 from .linear import linear_cross_entropy, linear_cross_entropy_with_grad
+from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss
 from .softmax import log_softmax, logsumexp, softmax
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_grad, sparse_cross_entropy_with_grad
 

@@ -3,6 +3,7 @@ results put back in the caller's shape, dtype and ``out=`` buffer."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -19,17 +20,21 @@ def run_loss_kernel(
     losses_shape: tuple | None,
     want_grad: bool,
     out: np.ndarray | None,
+    grad_transform: Callable[[np.ndarray], None] | None = None,
     **arguments: Any,
 ) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
     """Check ``out``, allocate the losses (float64, ``losses_shape``; None when that is None) and the gradient, run
-    ``kernel`` with ``logits=rows.data, losses=..., grad=...`` and ``arguments``. Returns (what the kernel returned,
-    the losses, the gradient in the caller's shape and buffer, or None)."""
+    ``kernel`` with ``logits=rows.data, losses=..., grad=...`` and ``arguments``, then ``grad_transform`` (if given)
+    on the ``(rows, classes)`` gradient in place. Returns (what the kernel returned, the losses, the gradient in the
+    caller's shape and buffer, or None)."""
     grad, copy_to_out = None, False
     if want_grad:
         check_out(out, rows)
         grad, copy_to_out = output_rows(out, rows)
     losses = None if losses_shape is None else np.empty(losses_shape)
     returned = launch(kernel, rows.data.size, logits=rows.data, losses=losses, grad=grad, **arguments)
+    if grad is not None and grad_transform is not None:
+        grad_transform(grad)
     return returned, losses, (None if grad is None else finish(grad, copy_to_out, out, rows))
 
 

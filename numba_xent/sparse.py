@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import numpy as np
@@ -11,6 +12,7 @@ from . import _prepare
 from ._kernels.rows import is_short
 from ._kernels.sparse import sparse_rows
 from ._results import reduce_losses, run_loss_kernel
+from ._softcap import apply_softcap, chain_softcap, check_softcap
 from ._typing import FloatArray, Loss, Reduction
 
 __all__ = ["sparse_cross_entropy", "sparse_cross_entropy_grad", "sparse_cross_entropy_with_grad"]
@@ -28,6 +30,7 @@ class SparseOptions(NamedTuple):
     label_smoothing: float
     z_loss: float
     from_logits: bool
+    softcap: float | None  # logits are capped to softcap * tanh(logits / softcap) before the loss
 
 
 def _prepare_sparse(
@@ -41,6 +44,7 @@ def _prepare_sparse(
     label_smoothing: float,
     z_loss: float,
     from_logits: bool,
+    softcap: float | None,
     out: np.ndarray | None = None,
 ) -> tuple[_prepare.Rows, np.ndarray, Reduction, SparseOptions]:
     rows = _prepare.as_rows(logits, axis)
@@ -50,6 +54,9 @@ def _prepare_sparse(
     z_loss = _prepare.check_non_negative(z_loss, "z_loss")
     if not from_logits and z_loss != 0.0:
         raise ValueError("z_loss penalises the log-sum-exp of logits; it cannot be used with from_logits=False")
+    softcap = check_softcap(softcap)
+    if not from_logits and softcap is not None:
+        raise ValueError("softcap caps logits; it cannot be used with from_logits=False")
     # Labels out of range are found by the kernel (a pass over the labels fewer), unless a user's out= buffer would
     # be written before the kernel could report them.
     flat_labels = _prepare.labels_as_rows(labels, rows, ignore_index, check_range=out is not None)
@@ -60,7 +67,13 @@ def _prepare_sparse(
     if sample_weight is not None:
         sample_weight = _prepare.weights(sample_weight, rows.batch_shape, "sample_weight", "labels of that shape")
     options = SparseOptions(
-        class_weight, sample_weight, ignore_index, label_smoothing, z_loss, from_logits is True or bool(from_logits)
+        class_weight,
+        sample_weight,
+        ignore_index,
+        label_smoothing,
+        z_loss,
+        from_logits is True or bool(from_logits),
+        softcap,
     )
     return rows, flat_labels, reduction, options
 
@@ -76,6 +89,18 @@ def _run(
 ) -> tuple[Loss, FloatArray | None]:
     """Validate the gradient's inputs, then run the shared row kernel once. Returns (loss, gradient or None)."""
     scale, scale_rows = _prepare.grad_output_scale(grad_output, reduction, rows.batch_shape)
+    grad_transform = None
+    if options.softcap is not None:
+        # The loss sees the capped logits (a copy: the caller's logits are never modified unless passed as out=);
+        # the gradient then goes back through the cap.
+        softcap = options.softcap
+        capped = np.array(rows.data, copy=True)
+        apply_softcap(capped, softcap)
+        rows = dataclasses.replace(rows, data=capped)
+
+        def grad_transform(grad: np.ndarray) -> None:
+            chain_softcap(grad, capped, softcap)
+
     short = options.from_logits and is_short_rows(rows.n_classes, rows.data.itemsize)
     (total, denominator, bad_row), losses, grad = run_loss_kernel(
         sparse_rows(short),
@@ -90,6 +115,7 @@ def _run(
         label_smoothing=options.label_smoothing,
         z_loss=options.z_loss,
         from_logits=options.from_logits,
+        grad_transform=grad_transform,
         grad_scale=scale,
         grad_scale_rows=scale_rows,
         # The gradient of a mean needs its denominator first: the kernel adds it before the rows, in the same
@@ -113,6 +139,7 @@ def sparse_cross_entropy(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     from_logits: bool = True,
+    softcap: float | None = None,
 ) -> Loss:
     """Softmax cross-entropy of integer labels, without ever building a one-hot array.
 
@@ -144,6 +171,10 @@ def sparse_cross_entropy(
         If False, ``logits`` holds probabilities and Keras's semantics apply: each row is divided by its sum and
         clipped to ``[1e-7, 1 - 1e-7]``, and its log replaces ``log_softmax`` in the formula above (weights and
         smoothing as PyTorch). The gradient is taken with respect to the probabilities given.
+    softcap : float > 0, optional
+        Gemma 2's logit soft-capping, as Liger-Kernel's ``softcap``: the loss (and z-loss) is taken on
+        ``softcap * tanh(logits / softcap)``, and the gradient goes back through the cap. Not with
+        ``from_logits=False``.
 
     Returns
     -------
@@ -179,6 +210,7 @@ def sparse_cross_entropy(
         label_smoothing,
         z_loss,
         from_logits,
+        softcap,
     )
     return _run(rows, flat_labels, reduction, options, 1.0, False, None)[0]
 
@@ -195,6 +227,7 @@ def sparse_cross_entropy_grad(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     from_logits: bool = True,
+    softcap: float | None = None,
     grad_output: ArrayLike = 1.0,
     out: FloatArray | None = None,
 ) -> FloatArray:
@@ -204,7 +237,8 @@ def sparse_cross_entropy_grad(
 
     Parameters
     ----------
-    logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss, from_logits
+    logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss, from_logits,
+    softcap
         As for :func:`sparse_cross_entropy`.
     grad_output : float, or ndarray of the labels' shape for ``reduction="none"``, default 1.0
         The upstream gradient of the loss.
@@ -240,6 +274,7 @@ def sparse_cross_entropy_grad(
         label_smoothing,
         z_loss,
         from_logits,
+        softcap,
         out,
     )
     grad = _run(rows, flat_labels, reduction, options, grad_output, True, out)[1]
@@ -259,13 +294,15 @@ def sparse_cross_entropy_with_grad(
     label_smoothing: float = 0.0,
     z_loss: float = 0.0,
     from_logits: bool = True,
+    softcap: float | None = None,
     out: FloatArray | None = None,
 ) -> tuple[Loss, FloatArray]:
     """Loss and gradient together, from one read of the logits per row (the fused kernel).
 
     Parameters
     ----------
-    logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss, from_logits
+    logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss, from_logits,
+    softcap
         As for :func:`sparse_cross_entropy`.
     out : ndarray of the logits' shape and dtype, optional
         Where to write the gradient. ``out=logits`` computes the gradient in place, overwriting the logits.
@@ -295,6 +332,7 @@ def sparse_cross_entropy_with_grad(
         label_smoothing,
         z_loss,
         from_logits,
+        softcap,
         out,
     )
     loss, grad = _run(rows, flat_labels, reduction, options, 1.0, True, out)
