@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from ._prepare import check_fraction, check_ignore_index, check_non_negative, check_reduction, grad_output_scale
 from ._softcap import apply_softcap, chain_softcap, check_softcap
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_with_grad
 
@@ -115,14 +116,11 @@ def _check_labels(labels, batch_shape: tuple, hidden_shape: tuple, n_classes: in
 
 
 def _check_options(ignore_index, reduction, label_smoothing, z_loss, chunk_size) -> None:
-    if not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool):
-        raise TypeError(f"ignore_index must be an integer, got {ignore_index!r}")
-    if reduction not in ("mean", "sum", "none"):
-        raise ValueError(f"reduction must be one of 'mean', 'sum', 'none', got {reduction!r}")
-    if not isinstance(label_smoothing, numbers.Real) or not 0.0 <= float(label_smoothing) <= 1.0:
-        raise ValueError(f"label_smoothing must be a number in [0, 1], got {label_smoothing!r}")
-    if not isinstance(z_loss, numbers.Real) or not 0.0 <= float(z_loss) < np.inf:
-        raise ValueError(f"z_loss must be a finite number >= 0, got {z_loss!r}")
+    """The same checks and messages as the sparse functions, and the chunk size."""
+    check_ignore_index(ignore_index)
+    check_reduction(reduction)
+    check_fraction(label_smoothing, "label_smoothing")
+    check_non_negative(z_loss, "z_loss")
     if chunk_size is not None and (
         not isinstance(chunk_size, numbers.Integral) or isinstance(chunk_size, bool) or chunk_size < 1
     ):
@@ -193,22 +191,6 @@ def _prepare(
             reduction="none",
         ),
     )
-
-
-def _row_scale(grad_output, reduction: str, batch_shape: tuple) -> tuple[float, np.ndarray | None]:
-    """(scalar grad_output, or per-row grad_output flattened for reduction="none")."""
-    grad_output = np.asarray(grad_output)
-    if grad_output.dtype.kind not in "biuf":
-        raise TypeError(f"grad_output must be real, got dtype {grad_output.dtype}")
-    if grad_output.ndim == 0:
-        return float(grad_output), None
-    if reduction != "none":
-        raise ValueError(
-            f"grad_output must be a scalar for reduction={reduction!r}, got an array of shape {grad_output.shape}"
-        )
-    if grad_output.shape != batch_shape:
-        raise ValueError(f"grad_output has shape {grad_output.shape} but the losses have shape {batch_shape}")
-    return 1.0, np.ascontiguousarray(grad_output, dtype=np.float64).reshape(-1)
 
 
 class _Chunk:
@@ -451,7 +433,7 @@ def linear_cross_entropy_with_grad(
         softcap,
         chunk_size,
     )
-    scale, scale_rows = _row_scale(grad_output, problem.reduction, problem.batch_shape)
+    scale, scale_rows = grad_output_scale(grad_output, problem.reduction, problem.batch_shape)
     dtype = problem.hidden.dtype
     n_rows, n_features = problem.hidden.shape
     denominator = problem.denominator() if problem.reduction == "mean" else None
