@@ -6,15 +6,16 @@ caller. Every kernel writes per-row results only (no sum over rows), so its bits
 """
 
 import math
+from typing import Any
 
 import numpy as np
 from numba import njit, prange
 
 from ._vecmath import EXACT, exp_nonpositive, prefer_wide_vectors, row_max_sum_exp
 
-PARALLEL = dict(EXACT, parallel=True)
+PARALLEL: dict[str, Any] = dict(EXACT, parallel=True)
 # Only the weighted gap sum reassociates (a sum must, to vectorise); the exp and max keep their exact flags.
-SUMS = dict(EXACT, fastmath={"reassoc", "contract"})
+SUMS: dict[str, Any] = dict(EXACT, fastmath={"reassoc", "contract"})
 
 
 @njit(**SUMS)

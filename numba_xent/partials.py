@@ -371,7 +371,8 @@ def class_block_partials(
     >>> from numba_xent.partials import class_block_partials, merge_class_block_partials
     >>> rng = np.random.default_rng(0)
     >>> logits, labels = rng.standard_normal((4, 10)), np.array([0, 7, 3, 9])
-    >>> blocks = [class_block_partials(logits[:, a:b], labels, class_start=a, n_classes=10) for a, b in [(0, 6), (6, 10)]]
+    >>> splits = [(0, 6), (6, 10)]
+    >>> blocks = [class_block_partials(logits[:, a:b], labels, class_start=a, n_classes=10) for a, b in splits]
     >>> merged = merge_class_block_partials(blocks, labels)
     >>> bool(np.isclose(merged.loss, sparse_cross_entropy(logits, labels), rtol=1e-14))
     True
