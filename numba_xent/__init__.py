@@ -6,18 +6,30 @@ from .dense import (
     cross_entropy,
     cross_entropy_grad,
 )
+from .partials import (
+    ClassBlockPartials,
+    MergedRows,
+    class_block_grad,
+    class_block_partials,
+    merge_class_block_partials,
+)
 from .softmax import log_softmax, logsumexp, softmax
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_grad, sparse_cross_entropy_with_grad
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClassBlockPartials",
+    "MergedRows",
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_grad",
+    "class_block_grad",
+    "class_block_partials",
     "cross_entropy",
     "cross_entropy_grad",
     "log_softmax",
     "logsumexp",
+    "merge_class_block_partials",
     "softmax",
     "sparse_cross_entropy",
     "sparse_cross_entropy_grad",
