@@ -64,6 +64,13 @@ def _as_dask_array(x, name: str, chunks=None):
     return da.from_array(x, chunks=chunks if chunks is not None else "auto")
 
 
+def _row_array(x, name: str):
+    """A Dask array as it is (its chunks checked), anything else as an ndarray: shapes are checked before wrapping."""
+    import dask.array as da
+
+    return _as_dask_array(x, name) if isinstance(x, da.Array) else np.asarray(x)
+
+
 def _prepare(
     logits, labels, axis, class_weight, sample_weight, ignore_index, reduction, label_smoothing, z_loss
 ) -> _Prepared:
@@ -82,6 +89,7 @@ def _prepare(
     axis = int(axis) % logits.ndim
     if logits.shape[axis] == 0:
         raise ValueError(f"logits has shape {logits.shape}: the class axis {axis} is empty")
+    original_shape = logits.shape
     logits = da.moveaxis(logits, axis, -1)
     batch_shape, batch_chunks = logits.shape[:-1], logits.chunks[:-1]
     if isinstance(class_weight, da.Array):
@@ -95,31 +103,27 @@ def _prepare(
         label_smoothing=label_smoothing,
         z_loss=z_loss,
     )
-    labels = _as_dask_array(labels, "labels", batch_chunks)
+    labels = _row_array(labels, "labels")
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must be an array of integers, got dtype {labels.dtype}")
     if labels.shape != batch_shape:
         raise ValueError(
-            f"labels have shape {labels.shape} but logits of shape {logits.shape[:axis]}+({logits.shape[-1]},)+"
-            f"{logits.shape[axis:-1]} with class axis {axis} need labels of shape {batch_shape}"
-            if axis != logits.ndim - 1
-            else f"labels have shape {labels.shape} but logits of shape {logits.shape} need labels of shape "
-            f"{batch_shape}"
+            f"labels have shape {labels.shape} but logits of shape {original_shape} with class axis {axis} need "
+            f"labels of shape {batch_shape}"
         )
-    label_chunks = labels.chunks
+    label_chunks = labels.chunks if isinstance(labels, da.Array) else batch_chunks
     # Labels are 1/C of the logits: rechunking them to the logits' row chunks is cheap and always possible.
-    labels = labels.rechunk(batch_chunks) if labels.chunks != batch_chunks else labels
+    labels = _as_dask_array(labels, "labels", batch_chunks).rechunk(batch_chunks)
     if sample_weight is not None:
-        sample_weight = _as_dask_array(sample_weight, "sample_weight", batch_chunks)
+        sample_weight = _row_array(sample_weight, "sample_weight")
         if sample_weight.dtype.kind not in "biuf":
             raise TypeError(f"sample_weight must be a real array, got dtype {sample_weight.dtype}")
         if sample_weight.shape != batch_shape:
             raise ValueError(
                 f"sample_weight has shape {sample_weight.shape} but labels of that shape need shape {batch_shape}"
             )
-        sample_weight = sample_weight.astype(np.float64)
-        if sample_weight.chunks != batch_chunks:
-            sample_weight = sample_weight.rechunk(batch_chunks)
+        sample_weight = _as_dask_array(sample_weight, "sample_weight", batch_chunks)
+        sample_weight = sample_weight.astype(np.float64).rechunk(batch_chunks)
     return _Prepared(logits, labels, sample_weight, label_chunks, axis, options)
 
 
