@@ -136,10 +136,12 @@ def _row_inputs(prepared: _Prepared) -> list:
 
 
 def _block_rows(labels, sample_weight, block_info, options: partials._Options):
-    """A block's labels and sample weight as flat arrays, checked, errors naming global positions."""
-    location = block_info[0]["array-location"][:-1]
-    offset = tuple(start for start, _ in location)
+    """A block's labels and sample weight (given with a trailing axis of 1), checked; errors name global positions.
+
+    ``block_info[0]`` describes the block's first input, whose leading axes are the rows'.
+    """
     labels = labels[..., 0]
+    offset = tuple(start for start, _ in block_info[0]["array-location"][: labels.ndim])
     partials.check_labels(labels, options.n_classes, options.ignore_index, offset)
     weight = None
     if sample_weight is not None:
@@ -196,16 +198,9 @@ def _rows_grad_block(logits, labels, *rest, options, has_weight, reduction, bloc
 
 
 def _weight_sum_block(labels, *weight, options, block_info=None):
-    labels, weight = _block_rows(
-        labels[..., None], weight[0][..., None] if weight else None, _with_class(block_info), options
-    )
+    """Labels (and sample weight) of a row chunk -> the chunk's sum of kept rows' weights, shaped (1, ..., 1)."""
+    labels, weight = _block_rows(labels[..., None], weight[0][..., None] if weight else None, block_info, options)
     return np.array(float(np.sum(_kept_weight(labels, weight, options)))).reshape((1,) * labels.ndim)
-
-
-def _with_class(block_info):
-    """block_info of a labels-only block, as if the block had the class axis (for ``_block_rows``)."""
-    location = block_info[0]["array-location"]
-    return {0: {"array-location": list(location) + [(0, 0)]}}
 
 
 def _partials_block(logits, labels, *, options, with_gap, block_info=None):
