@@ -261,3 +261,23 @@ def test_evaluate_all_ignored(rng):
 def test_import_numba_xent_does_not_import_dask():
     code = "import sys, numba_xent; assert 'dask' not in sys.modules, 'dask imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_readme_dask_examples():
+    """The ```pycon blocks of the README's Dask section (test_readme.py runs only ```python blocks, which must not
+    need Dask)."""
+    import doctest
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Scaling out with Dask") :]
+    blocks = re.findall(r"^```pycon\n(.*?)^```", section, re.DOTALL | re.MULTILINE)
+    assert blocks
+    namespace = {"np": np, "nx": nx}
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    for index, source in enumerate(blocks):
+        test = doctest.DocTestParser().get_doctest(source, namespace, f"README dask block {index}", "README.md", 0)
+        runner.run(test, clear_globs=False)
+        namespace.update(test.globs)
+    assert runner.failures == 0
