@@ -145,6 +145,23 @@ def test_all_rows_ignored(rng, scheduler, chunks):
     assert not grad.any()
 
 
+@pytest.mark.parametrize("chunks", [(5, 9), (5, 4)], ids=["rows", "rows and classes"])
+def test_float16_computed_in_float32(rng, chunks):
+    logits = (3 * rng.standard_normal((9, 9))).astype(np.float16)
+    labels = rng.integers(0, 9, 9)
+    options = dict(label_smoothing=0.1, reduction="none")
+    chunked = da.from_array(logits, chunks=chunks)
+    loss, grad = dask.compute(
+        nxd.sparse_cross_entropy(chunked, labels, **options),
+        nxd.sparse_cross_entropy_grad(chunked, labels, grad_output=2.0, **options),
+        scheduler="sync",
+    )
+    assert loss.dtype == np.float32 and grad.dtype == np.float16
+    check(loss, nx.sparse_cross_entropy(logits, labels, **options), 2e-5)
+    expected = nx.sparse_cross_entropy_grad(logits, labels, grad_output=2.0, **options)
+    np.testing.assert_allclose(grad.astype(np.float64), expected.astype(np.float64), rtol=1e-3, atol=1e-4)
+
+
 def test_numpy_inputs_are_wrapped(rng):
     logits, labels = rng.standard_normal((7, 5)), rng.integers(0, 5, 7)
     result = nxd.sparse_cross_entropy(logits, labels, z_loss=0.1)
