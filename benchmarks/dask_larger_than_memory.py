@@ -170,6 +170,42 @@ def screenshot_task_stream(report: Path, image: Path) -> str:
     return f"task stream screenshot: {image}"
 
 
+def markdown(results: dict) -> str:
+    """The README's tables, from the results (pasted, not typed)."""
+    memory = results["in_memory"]
+    base = memory["logits_per_s"]
+    fit_shape = "×".join(map(str, memory["shape"]))
+    lines = [
+        "| run | shape | chunk shape | s | logits/s | vs in memory |",
+        "|---|---|---|--:|--:|--:|",
+        f"| in memory, this process, {memory['numba_threads']} Numba threads | {fit_shape} | whole | "
+        f"{memory['seconds']:.3f} | {base:.3g} | 1.00 |",
+    ]
+    for name, run in results["fit_size"].items():
+        lines.append(
+            f"| {name}, 2 processes × 1 thread | {fit_shape} | {'×'.join(map(str, run['chunks']))} | "
+            f"{run['seconds']:.3f} | {run['logits_per_s']:.3g} | {run['logits_per_s'] / base:.2f} |"
+        )
+    big = results["larger_than_memory"]
+    lines.append(
+        f"| **{big['gigabytes']:.0f} GB, larger than memory**, 2 processes × 1 thread | "
+        f"{'×'.join(map(str, big['shape']))} | {'×'.join(map(str, big['chunk_shape']))} | {big['seconds']:.1f} | "
+        f"{big['logits_per_s']:.3g} | {big['logits_per_s'] / base:.2f} |"
+    )
+    peaks = ", ".join(f"{rss:.2f}" for rss in big["peak_rss_gb_per_worker"].values())
+    lines += ["", f"Peak RSS per worker process during the {big['gigabytes']:.0f} GB run: {peaks} GB.", ""]
+    overhead = results["overhead"]
+    shape = "×".join(map(str, overhead["shape"]))
+    for sweep in ("row chunks", "class chunks (8 row chunks)"):
+        data = overhead[sweep]
+        lines += [f"{sweep}, {shape} float32 in total:", "", "| chunks | chunk shape | s |", "|--:|---|--:|"]
+        lines += [
+            f"| {p['chunks']} | {'×'.join(map(str, p['chunk_shape']))} | {p['seconds']:.3f} |" for p in data["points"]
+        ]
+        lines += ["", f"Least-squares slope: {data['seconds_per_chunk'] * 1e3:.2f} ms per chunk.", ""]
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gigabytes", type=float, default=40.0, help="size of the float32 logits of the big run")
@@ -307,7 +343,10 @@ def main() -> None:
     results["task_stream"] = screenshot_task_stream(report, args.image)
     print(results["task_stream"])
     (args.out / "results.json").write_text(json.dumps(results, indent=2))
-    print(f"results: {args.out / 'results.json'}")
+    table = markdown(results)
+    (args.out / "tables.md").write_text(table + "\n")
+    print(table)
+    print(f"results: {args.out / 'results.json'}, {args.out / 'tables.md'}")
 
 
 if __name__ == "__main__":
