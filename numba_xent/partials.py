@@ -88,6 +88,10 @@ class MergedRows:
         ``row_weight.sum()``: the denominator of the weighted mean.
     loss : NumPy scalar or ndarray
         The loss exactly as :func:`numba_xent.sparse_cross_entropy` returns it for the chosen ``reduction``.
+    reduction : str
+        The reduction of ``loss`` (the gradient of "mean" divides by ``denominator``).
+    options
+        The validated options of the merge, which :func:`class_block_grad` uses.
     """
 
     row_max: Float64Array
@@ -111,7 +115,7 @@ class _Options:
     ignore_index: int
     label_smoothing: float
     z_loss: float
-    dtype: np.dtype  # compute dtype
+    dtype: np.dtype  # the logits' dtype (float16 is computed in float32)
 
 
 def compute_dtype(dtype) -> np.dtype:
