@@ -87,10 +87,15 @@ def loss_graph(n_rows, n_classes, chunk_rows, chunk_classes=None):
     return numba_xent.dask.sparse_cross_entropy(logits, labels)
 
 
+def first_column(block):
+    return block[:, :1]
+
+
 def floor_graph(n_rows, n_classes, chunk_rows, chunk_classes=None):
-    """Generate every block and keep one column: the cost of the data and the scheduling, without the loss."""
+    """Generate every block and keep one column of each: the cost of the data and the scheduling, without the loss."""
     logits, _ = generated_logits(n_rows, n_classes, chunk_rows, chunk_classes)
-    return logits[:, :1].sum()
+    columns = da.map_blocks(first_column, logits, chunks=(logits.chunks[0], (1,) * len(logits.chunks[1])))
+    return columns.sum()
 
 
 def timed(compute, repeats: int) -> float:
@@ -198,11 +203,18 @@ def markdown(results: dict) -> str:
     shape = "×".join(map(str, overhead["shape"]))
     for sweep in ("row chunks", "class chunks (8 row chunks)"):
         data = overhead[sweep]
-        lines += [f"{sweep}, {shape} float32 in total:", "", "| chunks | chunk shape | s |", "|--:|---|--:|"]
+        kinds = list(data["seconds_per_chunk"])
         lines += [
-            f"| {p['chunks']} | {'×'.join(map(str, p['chunk_shape']))} | {p['seconds']:.3f} |" for p in data["points"]
+            f"{sweep}, {shape} float32 in total, seconds (median of {overhead['repeats']}):",
+            "",
+            "| chunks | chunk shape | " + " | ".join(kinds) + " |",
+            "|--:|---|" + "--:|" * len(kinds),
         ]
-        lines += ["", f"Least-squares slope: {data['seconds_per_chunk'] * 1e3:.2f} ms per chunk.", ""]
+        for point in data["points"]:
+            cells = " | ".join(f"{point[kind]:.3f}" for kind in kinds)
+            lines.append(f"| {point['chunks']} | {'×'.join(map(str, point['chunk_shape']))} | {cells} |")
+        slopes = " | ".join(f"**{data['seconds_per_chunk'][kind] * 1e3:.2f}**" for kind in kinds)
+        lines += [f"| ms per chunk (slope) | | {slopes} |", ""]
     return "\n".join(lines)
 
 
@@ -283,29 +295,45 @@ def main() -> None:
                 f"{seconds * 1e3:.1f} ms, {fit_logits / seconds:.3g} logits/s"
             )
 
-        # Scheduler cost per chunk: fixed size, more and more (smaller) chunks; the slope of time vs chunks.
+        # Cost per chunk: fixed size, more and more (smaller) chunks; the slope of time against chunks. Beside the
+        # loss: the same graph generating the blocks only, a trivial da.ones(...).sum() (Dask's own cost per chunk),
+        # and the loss on the threaded scheduler in this process (one Numba thread per Dask thread).
         overhead_rows, overhead_classes = 32768, 2048
         sweeps = {
-            "row chunks": [(overhead_rows // n, None) for n in (2, 8, 32, 128, 512)],
-            "class chunks (8 row chunks)": [(overhead_rows // 8, overhead_classes // n) for n in (1, 2, 8, 32, 128)],
+            "row chunks": [(overhead_rows // n, None) for n in (4, 16, 64, 256)],
+            "class chunks (8 row chunks)": [(overhead_rows // 8, overhead_classes // n) for n in (1, 4, 16, 64)],
         }
-        results["overhead"] = {"shape": [overhead_rows, overhead_classes]}
+        results["overhead"] = {"shape": [overhead_rows, overhead_classes], "repeats": args.repeats}
+        kinds = {
+            "loss": lambda r, c: loss_graph(overhead_rows, overhead_classes, r, c).compute(),
+            "generate only": lambda r, c: floor_graph(overhead_rows, overhead_classes, r, c).compute(),
+            "da.ones().sum()": lambda r, c: (
+                da.ones((overhead_rows, overhead_classes), chunks=(r, c or overhead_classes), dtype=np.float32)
+                .sum()
+                .compute()
+            ),
+            "loss, threaded scheduler": lambda r, c: loss_graph(overhead_rows, overhead_classes, r, c).compute(
+                scheduler="threads"
+            ),
+        }
+        numba_threads = numba.get_num_threads()
+        numba.set_num_threads(1)
+        for chunk_classes in (None, 128):  # this process's first calls of both paths, before the timings
+            loss_graph(256, 512, 64, chunk_classes).compute(scheduler="threads")
         for sweep, configs in sweeps.items():
             points = []
             for rows, classes in configs:
-                graph = loss_graph(overhead_rows, overhead_classes, rows, classes)
                 n_blocks = (overhead_rows // rows) * (overhead_classes // (classes or overhead_classes))
-                seconds = timed(lambda g=graph: g.compute(), args.repeats)
-                points.append(
-                    {"chunks": n_blocks, "chunk_shape": [rows, classes or overhead_classes], "seconds": seconds}
-                )
-                shape = (rows, classes or overhead_classes)
-                print(f"overhead {sweep}: {n_blocks} chunks of {shape}: {seconds * 1e3:.1f} ms")
+                point = {"chunks": n_blocks, "chunk_shape": [rows, classes or overhead_classes]}
+                for kind, run in kinds.items():
+                    point[kind] = timed(lambda run=run, r=rows, c=classes: run(r, c), args.repeats)
+                points.append(point)
+                print(f"overhead {sweep}: {point}")
             counts = np.array([p["chunks"] for p in points], dtype=float)
-            seconds = np.array([p["seconds"] for p in points])
-            slope, intercept = np.polyfit(counts, seconds, 1)
-            results["overhead"][sweep] = {"points": points, "seconds_per_chunk": slope, "intercept_seconds": intercept}
-            print(f"overhead {sweep}: {slope * 1e3:.2f} ms per chunk (intercept {intercept * 1e3:.0f} ms)")
+            slopes = {kind: float(np.polyfit(counts, [p[kind] for p in points], 1)[0]) for kind in kinds}
+            results["overhead"][sweep] = {"points": points, "seconds_per_chunk": slopes}
+            print(f"overhead {sweep}: seconds per chunk {slopes}")
+        numba.set_num_threads(numba_threads)
 
         # The larger-than-memory run.
         n_rows = int(args.gigabytes * 1e9 / 4 / n_classes)
