@@ -10,6 +10,13 @@ from .dense import (
 from .evaluation import Evaluation, evaluate
 from .linear import linear_cross_entropy, linear_cross_entropy_with_grad
 from .losses import BinaryCrossEntropyLoss, CrossEntropyLoss
+from .partials import (
+    ClassBlockPartials,
+    MergedRows,
+    class_block_grad,
+    class_block_partials,
+    merge_class_block_partials,
+)
 from .softmax import log_softmax, logsumexp, softmax
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_grad, sparse_cross_entropy_with_grad
 
@@ -19,8 +26,12 @@ __all__ = [
     "BinaryCrossEntropyLoss",
     "CrossEntropyLoss",
     "Evaluation",
+    "ClassBlockPartials",
+    "MergedRows",
     "binary_cross_entropy_with_logits",
     "binary_cross_entropy_with_logits_grad",
+    "class_block_grad",
+    "class_block_partials",
     "cross_entropy",
     "cross_entropy_grad",
     "evaluate",
@@ -28,6 +39,7 @@ __all__ = [
     "linear_cross_entropy_with_grad",
     "log_softmax",
     "logsumexp",
+    "merge_class_block_partials",
     "softmax",
     "sparse_cross_entropy",
     "sparse_cross_entropy_grad",
