@@ -143,7 +143,7 @@ def set_threads(threads: int) -> dict:
     return report
 
 
-def time_rows(shape_name: str, rows, repeats: int, log) -> dict:
+def measure_rows(shape_name: str, rows, repeats: int, log) -> dict:
     hidden, weight, labels = make_inputs(*SHAPES[shape_name])
     runners = {name: make_runner(name, hidden, weight, labels) for name in rows}
     times: dict = {name: [] for name in rows}
@@ -269,7 +269,7 @@ def main(argv=None) -> None:
     ]
     profiles = []
     for shape_name in args.shapes:
-        times = time_rows(shape_name, args.rows, args.repeats, log)
+        times = measure_rows(shape_name, args.rows, args.repeats, log)
         for row in args.rows:
             memory = "" if args.no_memory else measure_memory(row, shape_name, args.threads)
             extra = "" if not memory else f"{(memory['peak_rise'] - memory['outputs']) / 2**20:.0f}"
