@@ -1,5 +1,7 @@
-"""Root conftest: the doctests of numba_xent/dask.py need Dask, an optional extra; skip collecting them without it."""
+"""Root conftest: the doctests of the optional adapters need their libraries (optional extras): without one, its
+module's doctests are not collected."""
 
 import importlib.util
 
-collect_ignore = [] if importlib.util.find_spec("dask") else ["numba_xent/dask.py"]
+_OPTIONAL = {"dask": "numba_xent/dask.py", "torch": "numba_xent/torch.py", "autograd": "numba_xent/autograd.py"}
+collect_ignore = [path for module, path in _OPTIONAL.items() if importlib.util.find_spec(module) is None]
