@@ -558,7 +558,10 @@ def main(argv: list[str] | None = None) -> int:
             "same bytes as asv's integrity hash" if entry.matched else f"integrity recomputed ({entry.library.note})"
         )
         print(f"publish_offline: {entry.local_path}: {status}")
-    print(f"publish_offline: {len(entries)} file(s) vendored; list in {html_dir / VENDOR_DIR / 'README.txt'}")
+    if entries:
+        print(f"publish_offline: {len(entries)} file(s) vendored; list in {html_dir / VENDOR_DIR / 'README.txt'}")
+    else:
+        print(f"publish_offline: no CDN file left to vendor in {html_dir}")
     return check(html_dir)
 
 
