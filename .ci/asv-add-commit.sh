@@ -30,6 +30,11 @@ EOF
 )
 grep -qs "\"$machine\"" ~/.asv-machine.json || python -m asv machine --machine "$machine" --yes >/dev/null
 echo "asv-add-commit: results go to .asv/results/$machine/"
+# Other jobs on the cores stall the two-thread suites (see benchmarks/README.md): say so, the results would be noise.
+load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
+if awk -v load="$load" 'BEGIN { exit !(load > 1.0) }'; then
+    echo "asv-add-commit: warning: load average $load: other jobs are running, timings will be inflated" >&2
+fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
