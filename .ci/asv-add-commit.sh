@@ -12,9 +12,29 @@
 set -euo pipefail
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 
-# Results are filed under this host's name; asv describes the machine itself (--yes) the first time.
-machine=$(python -c "import socket; print(socket.gethostname())")
-grep -qs "\"$machine\"" ~/.asv-machine.json || python -m asv machine --yes >/dev/null
+# Results are filed under this host's name, with the CPU model appended when .asv/results/<host>/ already holds
+# another CPU's runs: these VMs are handed out on different hardware (Intel Xeon, AMD EPYC) under the same host
+# name, and asv compares only runs of one machine. asv describes the machine itself (--yes) the first time.
+machine=$(python - <<'EOF'
+import json, re, socket
+from pathlib import Path
+from asv.machine import Machine
+
+host, cpu = socket.gethostname(), Machine.get_defaults()["cpu"]
+recorded = Path(".asv/results") / host / "machine.json"
+if recorded.is_file() and json.loads(recorded.read_text())["cpu"] != cpu:
+    words = re.sub(r"\((r|tm)\)|\b(processor|cpu)\b", " ", cpu.lower())
+    host += "-" + re.sub(r"[^a-z0-9]+", "-", words).strip("-")
+print(host)
+EOF
+)
+grep -qs "\"$machine\"" ~/.asv-machine.json || python -m asv machine --machine "$machine" --yes >/dev/null
+echo "asv-add-commit: results go to .asv/results/$machine/"
+# Other jobs on the cores stall the two-thread suites (see benchmarks/README.md): say so, the results would be noise.
+load=$(cut -d' ' -f1 /proc/loadavg 2>/dev/null || echo 0)
+if awk -v load="$load" 'BEGIN { exit !(load > 1.0) }'; then
+    echo "asv-add-commit: warning: load average $load: other jobs are running, timings will be inflated" >&2
+fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
