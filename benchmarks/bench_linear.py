@@ -37,8 +37,6 @@ import time
 
 import numpy as np
 
-import numba_xent
-
 SHAPES = {"4096x1024x32000": (4096, 1024, 32000), "2048x512x128000": (2048, 512, 128000)}
 ROWS = ("ours", "gemm_floor", "torch_chunked", "torch_reference")
 EXTRA_ROWS = ("ours_softcap", "ours_forward")  # softcap=30 forward+backward; the loss alone
