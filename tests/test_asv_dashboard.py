@@ -173,9 +173,13 @@ def test_offline_dashboard_renders_in_headless_chromium(tmp_path):
     assert report["grid"]["plots"] > 0
     assert not report["graph_url"].endswith("error.html")
     series = report["graph"]["series"]
-    assert len(series) >= 2 and all(line["label"].startswith("shape-") for line in series)  # one line per shape
+    # one line per shape (and per machine, once results of two CPUs are filed: "machine-...; shape-...")
+    assert len(series) >= 2 and all("shape-" in line["label"] for line in series)
     assert all(line["points"] >= 2 for line in series)  # each over at least two commits
     assert report["graph"]["coloured_pixels"] > 1000  # the lines are drawn, not only axes and labels
     assert report["off_host_requests"] == []
-    assert report["console_errors"] == []
+    # With two machines asv also asks for graphs of machine/os combinations that have no results (a 404 from our own
+    # server); any other console error (a refused script, a failed integrity check) fails the test.
+    absent_combinations = [e for e in report["console_errors"] if "/graphs/" in e and "status of 404" in e]
+    assert [e for e in report["console_errors"] if e not in absent_combinations] == []
     assert any("jquery-3.3.1" in url for url in stock_requests)
