@@ -20,6 +20,7 @@ from numpy.typing import ArrayLike
 
 from . import _vocab_kernels, partials
 from ._launch import launch
+from ._results import mean_scale
 from .sparse import sparse_cross_entropy as _sparse_cross_entropy
 from .sparse import sparse_cross_entropy_grad as _sparse_cross_entropy_grad
 
@@ -465,7 +466,7 @@ def _grad_scale(prepared: _Prepared, reduction: str, grad_output):
 def _mean_scale_block(denominator, grad_output):
     # All rows ignored: the mean is 0 and so is its gradient.
     denominator = float(denominator)
-    return np.asarray(float(grad_output) / denominator if denominator != 0.0 else 0.0)
+    return np.asarray(mean_scale(float(grad_output), denominator))
 
 
 def sparse_cross_entropy_grad(

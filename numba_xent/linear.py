@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from ._prepare import check_fraction, check_ignore_index, check_non_negative, check_reduction, grad_output_scale
+from ._results import mean_scale
 from ._softcap import apply_softcap, chain_softcap, check_softcap
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_with_grad
 
@@ -280,7 +281,7 @@ def _reduce(row_loss: np.ndarray, problem: _Problem, denominator: float | None) 
         return dtype(total)
     if denominator is None:
         denominator = problem.denominator()
-    return dtype(total / denominator if denominator != 0.0 else 0.0)
+    return dtype(mean_scale(total, denominator))
 
 
 def linear_cross_entropy(

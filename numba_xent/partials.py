@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from . import _vocab_kernels
 from ._launch import launch
+from ._results import mean_scale
 from .sparse import sparse_cross_entropy
 
 __all__ = [
@@ -334,7 +335,7 @@ def reduce_rows(row_loss: Float64Array, denominator: float, reduction: str, batc
         total = float(np.sum(row_loss))
         if reduction == "sum":
             return out_type(total)
-        return out_type(total / denominator if denominator != 0.0 else 0.0)
+        return out_type(mean_scale(total, denominator))
 
 
 def _split_shape(logits: np.ndarray) -> tuple[tuple, int]:
@@ -618,7 +619,7 @@ def class_block_grad(
     grad_scale: float | Float64Array = float(scale) if scale.ndim == 0 else scale.astype(np.float64).reshape(-1)
     if merged.reduction == "mean":
         # All rows ignored: the mean is 0 and so is its gradient.
-        grad_scale = float(scale) / merged.denominator if merged.denominator != 0.0 else 0.0
+        grad_scale = mean_scale(float(scale), merged.denominator)
     grad = grad_rows(
         logits_block.reshape(-1, n_block_classes),
         labels,
