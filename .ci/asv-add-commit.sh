@@ -3,6 +3,7 @@
 #
 #   .ci/asv-add-commit.sh              # HEAD
 #   .ci/asv-add-commit.sh abc123 def456  # any commits, e.g. $(git rev-list --reverse main)
+#   NUMBA_XENT_ASV_ARGS="--bench bench_sparse -a rounds=1" .ci/asv-add-commit.sh ...  # extra `asv run` arguments
 #
 # asv.conf.json uses environment_type "existing" (no per-commit builds: numba_xent is pure Python), so for each
 # commit this exports that commit's numba_xent/ to a temporary directory, puts it first on the benchmarks'
@@ -45,5 +46,5 @@ for rev in "${@:-HEAD}"; do
     git archive "$commit" numba_xent | tar -x -C "$tmp/$commit"
     echo "asv-add-commit: $(git log -1 --format='%h %s' "$commit")"
     ASV_PYTHONPATH="$tmp/$commit" python -m asv run --python=same --machine "$machine" \
-        --set-commit-hash "$commit" --show-stderr
+        --set-commit-hash "$commit" --show-stderr ${NUMBA_XENT_ASV_ARGS:-}
 done

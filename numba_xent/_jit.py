@@ -18,6 +18,7 @@ No blanket ``fastmath``: NaN and inf behaviour is part of the contract. Only acc
 from __future__ import annotations
 
 import hashlib
+import inspect
 import pathlib
 import types
 import warnings
@@ -97,13 +98,18 @@ def _njit(func: Callable, **options: Any) -> Any:
 
 
 class RowKernel:
-    """A row loop compiled as a parallel kernel and as its serial twin, from one source."""
+    """A row loop compiled as a parallel kernel and as its serial twin, from one source.
+
+    ``kernel.launch(n_elements, name=value, ...)`` runs the twin that ``_launch.launch`` picks for ``n_elements``
+    logits, with the row loop's arguments by name.
+    """
 
     def __init__(self, func: Callable, name: str | None = None):
         self.__name__ = name or func.__name__
         self.__doc__ = func.__doc__
         self.parallel = _njit(func, parallel=True, **JIT_OPTIONS)
         self.serial = _njit(_renamed(func, "serial"), **JIT_OPTIONS)
+        self.launch = _keyword_launcher(self, func)
 
     def __repr__(self) -> str:
         return f"<row kernel {self.__name__}>"
@@ -112,6 +118,23 @@ class RowKernel:
 def row_kernel(func: Callable) -> RowKernel:
     """Decorator: ``func``'s ``prange`` loop as a :class:`RowKernel` (``.parallel`` and ``.serial``)."""
     return RowKernel(func)
+
+
+def _keyword_launcher(kernel: RowKernel, func: Callable) -> Callable[..., Any]:
+    """``launch(n_elements, *, <func's parameters>)``: binds the arguments by name to ``func``'s positions and calls
+    ``_launch.launch(kernel, n_elements, arguments)``.
+
+    Generated with ``func``'s own parameter names, so that a call by name costs what a positional call costs: a
+    ``**arguments`` pass-through costs ~0.6 us per layer for a 13-argument kernel (measured), a tenth of a
+    small batch's whole call.
+    """
+    from ._launch import launch  # (_launch needs nothing from this module at run time)
+
+    names = ", ".join(inspect.signature(func).parameters)
+    namespace = {"launch_positional": launch, "kernel": kernel}
+    source = f"def launch(n_elements, *, {names}):\n    return launch_positional(kernel, n_elements, ({names},))\n"
+    exec(compile(source, f"<launcher of {kernel.__name__}>", "exec"), namespace)
+    return namespace["launch"]
 
 
 def _renamed(func: Callable, suffix: str) -> Callable:

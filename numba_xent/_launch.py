@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numba
 
-from ._jit import RowKernel
+if TYPE_CHECKING:
+    from ._jit import RowKernel
 
 # Below this many logits a call runs serially (measured crossover of the forward kernels on two cores).
 PARALLEL_MIN_ELEMENTS = 1 << 16
@@ -34,18 +35,18 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def launch(kernel: RowKernel, n_elements: int, **arguments: Any) -> Any:
-    """Run ``kernel`` on ``arguments`` (by keyword), in parallel unless the work is small or this is a forked
-    child."""
+def launch(kernel: RowKernel, n_elements: int, arguments: tuple) -> Any:
+    """Run ``kernel`` on ``arguments`` (in its parameters' order), in parallel unless the work is small or this is a
+    forked child. Callers name the arguments through ``kernel.launch(n_elements, name=value, ...)``."""
     if _in_forked_child or n_elements < PARALLEL_MIN_ELEMENTS:
-        return kernel.serial(**arguments)
+        return kernel.serial(*arguments)
     if _layer is not None and _layer != "workqueue":
-        return kernel.parallel(**arguments)
+        return kernel.parallel(*arguments)
     # The layer is unknown (first launch) or workqueue: one parallel launch at a time, the others run serially.
     if not _workqueue_lock.acquire(blocking=False):
-        return kernel.serial(**arguments)
+        return kernel.serial(*arguments)
     try:
-        return kernel.parallel(**arguments)
+        return kernel.parallel(*arguments)
     finally:
         _learn_layer()
         _workqueue_lock.release()

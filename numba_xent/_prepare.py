@@ -19,9 +19,11 @@ INT64_MIN, INT64_MAX = int(np.iinfo(np.int64).min), int(np.iinfo(np.int64).max)
 
 
 _COMPUTE_DTYPES = {np.dtype(np.float16): np.dtype(np.float32), np.dtype(np.float32): None, np.dtype(np.float64): None}
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_INTP = np.dtype(np.intp)
 
 
-@dataclass
+@dataclass(slots=True)
 class Rows:
     """An array seen as contiguous ``(rows, classes)`` with what is needed to put results back in its shape."""
 
@@ -45,6 +47,10 @@ def as_rows(x, axis: int = -1, name: str = "logits") -> Rows:
 
     An array that already has that layout (classes last, C-contiguous, float32 or float64) is viewed, not copied.
     """
+    if type(x) is np.ndarray and type(axis) is int and axis == -1 and x.ndim == 2 and x.shape[1] != 0:
+        # The layout of a training loop's logits, checked first: a small batch's call is mostly this layer.
+        if x.dtype in _KERNEL_DTYPES and x.flags.c_contiguous:
+            return Rows(x, 1, x.shape, x.dtype, (x.shape[0],), x.shape[1])
     x = np.asarray(x)
     if x.dtype not in _COMPUTE_DTYPES:
         raise TypeError(f"{name} must be a float16, float32 or float64 array, got dtype {x.dtype}")
@@ -75,6 +81,18 @@ def labels_as_rows(labels, rows: Rows, ignore_index, check_range: bool = True) -
 
     ``check_range=False`` leaves the range check to a kernel that reports the first bad row (``raise_bad_label``).
     """
+    if type(labels) is np.ndarray and labels.dtype == _INTP and labels.shape == rows.batch_shape and labels.ndim == 1:
+        flat = labels if labels.flags.c_contiguous else np.ascontiguousarray(labels)
+    else:
+        flat = _labels_as_intp(labels, rows, ignore_index)
+    if check_range:
+        bad = first_bad_label(flat, rows.n_classes, ignore_index)
+        if bad >= 0:
+            _raise_bad_label(np.asarray(labels), bad, rows, ignore_index)
+    return flat
+
+
+def _labels_as_intp(labels, rows: Rows, ignore_index) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.dtype.kind not in "iu":
         raise TypeError(f"labels must be an array of integers, got dtype {labels.dtype}")
@@ -86,12 +104,7 @@ def labels_as_rows(labels, rows: Rows, ignore_index, check_range: bool = True) -
     if labels.dtype == np.uint64 and labels.size and labels.max() > INT64_MAX:
         # Casting would wrap these to negative numbers; they are out of range for any class count anyway.
         _raise_bad_label(labels, int(np.argmax(labels.ravel() > INT64_MAX)), rows, ignore_index)
-    flat = np.ascontiguousarray(labels, dtype=np.intp).reshape(-1)
-    if check_range:
-        bad = first_bad_label(flat, rows.n_classes, ignore_index)
-        if bad >= 0:
-            _raise_bad_label(labels, bad, rows, ignore_index)
-    return flat
+    return np.ascontiguousarray(labels, dtype=np.intp).reshape(-1)
 
 
 def raise_bad_label(labels, flat_index, rows, ignore_index):

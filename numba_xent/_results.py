@@ -1,5 +1,6 @@
-"""The one call sequence of the losses after their inputs are prepared: output buffers, the kernel launch, and the
-results put back in the caller's shape, dtype and ``out=`` buffer."""
+"""The one call sequence of the losses after their inputs are prepared: output buffers (``loss_outputs``), the kernel's
+``launch``, and the results put back in the caller's shape, dtype and ``out=`` buffer (``finish_grad``,
+``reduce_losses``)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,37 @@ from typing import Any
 
 import numpy as np
 
-from ._jit import RowKernel
 from ._kernels.rows import mean_scale as _mean_scale_jit
-from ._launch import launch
 from ._prepare import Rows, check_out
 
 
-def run_loss_kernel(
-    kernel: RowKernel,
-    rows: Rows,
-    losses_shape: tuple | None,
-    want_grad: bool,
-    out: np.ndarray | None,
-    grad_transform: Callable[[np.ndarray], None] | None = None,
-    **arguments: Any,
-) -> tuple[Any, np.ndarray | None, np.ndarray | None]:
-    """Check ``out``, allocate the losses (float64, ``losses_shape``; None when that is None) and the gradient, run
-    ``kernel`` with ``logits=rows.data, losses=..., grad=...`` and ``arguments``, then ``grad_transform`` (if given)
-    on the ``(rows, classes)`` gradient in place. Returns (what the kernel returned, the losses, the gradient in the
-    caller's shape and buffer, or None)."""
+def loss_outputs(
+    rows: Rows, losses_shape: tuple | None, want_grad: bool, out: np.ndarray | None
+) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
+    """What a loss kernel writes: (losses, float64 of ``losses_shape`` or None when that is None; the ``(rows,
+    classes)`` gradient buffer or None; whether that buffer must be copied into ``out`` after). Checks ``out``."""
     grad, copy_to_out = None, False
     if want_grad:
         check_out(out, rows)
         grad, copy_to_out = output_rows(out, rows)
     losses = None if losses_shape is None else np.empty(losses_shape)
-    returned = launch(kernel, rows.data.size, logits=rows.data, losses=losses, grad=grad, **arguments)
-    if grad is not None and grad_transform is not None:
+    return losses, grad, copy_to_out
+
+
+def finish_grad(
+    grad: np.ndarray | None,
+    copy_to_out: bool,
+    out: np.ndarray | None,
+    rows: Rows,
+    grad_transform: Callable[[np.ndarray], None] | None = None,
+) -> np.ndarray | None:
+    """A loss kernel's gradient (from ``loss_outputs``) after ``grad_transform`` (if given, in place on the ``(rows,
+    classes)`` buffer), in the caller's shape and buffer; None when there is no gradient."""
+    if grad is None:
+        return None
+    if grad_transform is not None:
         grad_transform(grad)
-    return returned, losses, (None if grad is None else finish(grad, copy_to_out, out, rows))
+    return finish(grad, copy_to_out, out, rows)
 
 
 def output_rows(out: np.ndarray | None, rows: Rows) -> tuple[np.ndarray, bool]:
@@ -70,12 +74,12 @@ def reduce_losses(
     """The loss the caller asked for: the losses in ``shape`` ("none") or a NumPy scalar of the compute dtype."""
     if reduction == "none":
         assert losses is not None, "reduction='none' needs the kernel's losses"
-        if dtype == np.float64:
+        if dtype == _FLOAT64:
             return losses.reshape(shape)
         with np.errstate(over="ignore"):  # a float32 loss beyond 3.4e38 is inf, as in PyTorch
             return losses.astype(np.float32).reshape(shape)
     value = total if reduction == "sum" else mean_scale(total, denominator)
-    if dtype == np.float64:
+    if dtype == _FLOAT64:
         return np.float64(value)
     if abs(value) > _FLOAT32_MAX and value == value:  # inf, as in PyTorch, without the cast's overflow warning
         value = float("inf") if value > 0 else float("-inf")
@@ -83,4 +87,5 @@ def reduce_losses(
 
 
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT64 = np.dtype(np.float64)
 mean_scale = _mean_scale_jit.py_func

@@ -26,7 +26,6 @@ import numpy as np
 from numba import prange
 
 from ._jit import jit, row_kernel
-from ._launch import launch
 from ._vecmath import exp_nonpositive, prefer_wide_vectors
 
 __all__ = ["apply_softcap", "capped_logit", "capped_slope", "chain_softcap"]
@@ -105,7 +104,7 @@ def apply_softcap(logits: np.ndarray, softcap: float) -> None:
     array([[-0.99668,  0.     ,  0.99668, 10.     ]])
     """
     _check_buffer(logits, "logits")
-    launch(_apply_softcap_rows, logits.size, logits=logits, softcap=np.float64(softcap))
+    _apply_softcap_rows.launch(logits.size, logits=logits, softcap=np.float64(softcap))
 
 
 def chain_softcap(grad: np.ndarray, capped: np.ndarray, softcap: float) -> None:
@@ -138,4 +137,4 @@ def chain_softcap(grad: np.ndarray, capped: np.ndarray, softcap: float) -> None:
         raise ValueError(f"capped ({capped.shape}, {capped.dtype}) must match grad ({grad.shape}, {grad.dtype})")
     if np.may_share_memory(grad, capped):
         raise ValueError("grad and capped must be different buffers")
-    launch(_chain_softcap_rows, grad.size, grad=grad, capped=capped, softcap=grad.dtype.type(softcap))
+    _chain_softcap_rows.launch(grad.size, grad=grad, capped=capped, softcap=grad.dtype.type(softcap))

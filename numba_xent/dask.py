@@ -19,7 +19,6 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _vocab_kernels, partials
-from ._launch import launch
 from ._results import mean_scale
 from .sparse import sparse_cross_entropy as _sparse_cross_entropy
 from .sparse import sparse_cross_entropy_grad as _sparse_cross_entropy_grad
@@ -598,7 +597,7 @@ def _rows_eval_block(logits, labels, *, options, top_k, block_info=None):
     kept = flat_labels != options.ignore_index
     label_logit = rows[np.arange(rows.shape[0]), np.where(kept, flat_labels, 0)].astype(np.float64)
     above = np.zeros(rows.shape[0], np.int64)
-    launch(_vocab_kernels.count_greater, rows.size, block=rows, thresholds=label_logit, counts=above)
+    _vocab_kernels.count_greater.launch(rows.size, block=rows, thresholds=label_logit, counts=above)
     loss = _sparse_cross_entropy(logits, labels, reduction="sum", **_in_memory_options(options))
     totals = [float(loss), float(np.sum(_kept_weight(labels, None, options))), *_eval_counts(kept, above, top_k)]
     return np.array(totals).reshape((1,) * labels.ndim + (len(totals),))
@@ -609,7 +608,7 @@ def _count_block(logits, label_logit):
     rows = np.ascontiguousarray(logits.reshape(-1, logits.shape[-1]), dtype=partials.compute_dtype(logits.dtype))
     above = np.zeros(rows.shape[0], np.int64)
     thresholds = np.ascontiguousarray(label_logit, dtype=np.float64).reshape(-1)
-    launch(_vocab_kernels.count_greater, rows.size, block=rows, thresholds=thresholds, counts=above)
+    _vocab_kernels.count_greater.launch(rows.size, block=rows, thresholds=thresholds, counts=above)
     return above.reshape(logits.shape[:-1] + (1,))
 
 

@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike
 from . import _prepare
 from ._kernels.binary import bce_rows
 from ._kernels.dense import dense_rows
-from ._results import mean_scale, reduce_losses, run_loss_kernel
+from ._results import finish_grad, loss_outputs, mean_scale, reduce_losses
 from ._typing import FloatArray, Loss, Reduction
 
 __all__ = [
@@ -56,21 +56,21 @@ def _dense(
     n_rows = rows.data.shape[0]
     if reduction == "mean":
         scale = mean_scale(scale, n_rows)
-    total, losses, grad = run_loss_kernel(
-        dense_rows,
-        rows,
-        (n_rows,),
-        want_grad,
-        out,
+    losses, grad, copy_to_out = loss_outputs(rows, (n_rows,), want_grad, out)
+    total = dense_rows.launch(
+        rows.data.size,
+        logits=rows.data,
         targets=target_rows,
         class_weight=class_weight,
         sample_weight=sample_weight,
         label_smoothing=label_smoothing,
         grad_scale=scale,
         grad_scale_rows=scale_rows,
+        losses=losses,
+        grad=grad,
     )
     if grad is not None:
-        return grad
+        return finish_grad(grad, copy_to_out, out, rows)
     return reduce_losses(losses, total, n_rows, reduction, rows.batch_shape, rows.dtype)
 
 
@@ -204,19 +204,22 @@ def _bce(
     n_elements = rows.data.size
     if reduction == "mean":
         scale = mean_scale(scale, n_elements)
-    total, losses, grad = run_loss_kernel(
-        bce_rows,
-        rows,
-        rows.data.shape if reduction == "none" and not want_grad else None,
-        want_grad,
-        out,
+    losses, grad, copy_to_out = loss_outputs(
+        rows, rows.data.shape if reduction == "none" and not want_grad else None, want_grad, out
+    )
+    total = bce_rows.launch(
+        rows.data.size,
+        logits=rows.data,
         targets=target_rows,
         pos_weight=pos_weight,
         weight=weight,
         grad_scale=scale,
         grad_scale_elements=scale_elements,
+        losses=losses,
+        grad=grad,
     )
     if grad is not None:
+        grad = finish_grad(grad, copy_to_out, out, rows)
         return grad.reshape(()) if scalar_input and out is None else grad
     return reduce_losses(losses, total, n_elements, reduction, logits_array.shape, rows.dtype)
 

@@ -11,7 +11,6 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ._kernels.evaluate import evaluate_rows
-from ._launch import launch
 from ._prepare import as_rows, check_ignore_index, labels_as_rows, raise_bad_label, weights
 from ._results import mean_scale
 
@@ -111,8 +110,7 @@ def evaluate(
     ks = _check_top_k(top_k)
     flat_labels = labels_as_rows(labels, rows, ignore_index, check_range=False)
     class_weight = weights(class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes")
-    total_loss, total_weight, n_kept, n_correct, bad_row = launch(
-        evaluate_rows,
+    total_loss, total_weight, n_kept, n_correct, bad_row = evaluate_rows.launch(
         rows.data.size,
         logits=rows.data,
         labels=flat_labels,

@@ -30,10 +30,21 @@ from ._results import mean_scale
 from ._softcap import apply_softcap, chain_softcap, check_softcap
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_with_grad
 
-try:  # an accumulating gemm (beta=1): grad_weight += g.T @ h without a (classes, features) temporary
-    from scipy.linalg import blas as _scipy_blas  # type: ignore[import-untyped]
-except ImportError:  # pragma: no cover - exercised by forcing _scipy_blas = None in the tests
-    _scipy_blas = None
+# SciPy's BLAS module, imported on the first product (importing scipy.linalg costs ~0.1 s, a third of importing
+# numba_xent): an accumulating gemm (beta=1), grad_weight += g.T @ h without a (classes, features) temporary. None
+# without SciPy (NumPy's matmul then).
+_scipy_blas: Any = ...
+
+
+def _blas() -> Any:
+    global _scipy_blas
+    if _scipy_blas is ...:
+        try:
+            from scipy.linalg import blas  # type: ignore[import-untyped]
+        except ImportError:  # pragma: no cover - exercised by forcing _scipy_blas = None in the tests
+            blas = None
+        _scipy_blas = blas
+    return _scipy_blas
 
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_with_grad"]
 
@@ -245,8 +256,9 @@ def _product(left: np.ndarray, right: np.ndarray, out: np.ndarray, accumulate: b
     those rows (NumPy's ``matmul`` into a C-ordered result) than with the chunk's rows: so ``grad_hidden`` goes
     through a small F-ordered scratch.
     """
-    if _scipy_blas is not None:
-        gemm = _scipy_blas.dgemm if out.dtype == np.float64 else _scipy_blas.sgemm
+    blas = _blas()
+    if blas is not None:
+        gemm = blas.dgemm if out.dtype == np.float64 else blas.sgemm
         if out.flags.f_contiguous:
             first, trans_first = _fortran_operand(left)
             second, trans_second = _fortran_operand(right)

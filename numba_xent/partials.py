@@ -18,7 +18,6 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from . import _vocab_kernels
-from ._launch import launch
 from ._results import mean_scale
 from .sparse import sparse_cross_entropy
 
@@ -212,8 +211,7 @@ def block_partials_rows(
     row_max, sum_exp, label_logit = np.empty(n_rows), np.empty(n_rows), np.empty(n_rows)
     gap = np.empty(n_rows) if with_gap else None
     flat_labels = np.ascontiguousarray(labels, dtype=np.intp).reshape(-1)
-    launch(
-        _vocab_kernels.block_partials,
+    _vocab_kernels.block_partials.launch(
         block.size,
         block=block,
         labels=flat_labels,
@@ -249,8 +247,7 @@ def merge_rows(
     outputs = tuple(np.empty(n_rows) for _ in range(5))
     row_max, sum_exp, label_logit, gap = stacked
     out_max, out_log_sum, out_nll, out_loss, out_weight = outputs
-    launch(
-        _vocab_kernels.merge_partials,
+    _vocab_kernels.merge_partials.launch(
         n_rows * len(block_starts),
         row_max=row_max,
         sum_exp=sum_exp,
@@ -309,8 +306,7 @@ def grad_rows(
     if options.class_weight is not None:
         weight = np.ascontiguousarray(options.class_weight[class_start : class_start + block.shape[1]])
     grad = np.empty_like(block)
-    launch(
-        _vocab_kernels.block_grad,
+    _vocab_kernels.block_grad.launch(
         block.size,
         block=block,
         local_labels=flat_labels - class_start,

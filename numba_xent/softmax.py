@@ -9,7 +9,6 @@ from numpy.typing import ArrayLike
 
 from . import _prepare
 from ._kernels.softmax import logsumexp_rows, softmax_rows
-from ._launch import launch
 from ._results import finish, output_rows
 from ._typing import FloatArray
 
@@ -20,7 +19,7 @@ def _softmax(x: ArrayLike, axis: int, out: np.ndarray | None, log: bool) -> Floa
     rows = _prepare.as_rows(x, axis, name="x")
     _prepare.check_out(out, rows)
     result, copy_to_out = output_rows(out, rows)
-    launch(softmax_rows, rows.data.size, logits=rows.data, out=result, log=log)
+    softmax_rows.launch(rows.data.size, logits=rows.data, out=result, log=log)
     return finish(result, copy_to_out, out, rows)
 
 
@@ -94,6 +93,6 @@ def logsumexp(x: ArrayLike, axis: int = -1) -> Any:
     """
     rows = _prepare.as_rows(x, axis, name="x")
     result = np.empty(rows.data.shape[0])
-    launch(logsumexp_rows, rows.data.size, logits=rows.data, out=result)
+    logsumexp_rows.launch(rows.data.size, logits=rows.data, out=result)
     result = result.astype(rows.data.dtype).reshape(rows.batch_shape)
     return result[()] if result.ndim == 0 else result

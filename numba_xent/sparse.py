@@ -11,7 +11,7 @@ from numpy.typing import ArrayLike
 from . import _prepare
 from ._kernels.rows import is_short
 from ._kernels.sparse import sparse_rows
-from ._results import reduce_losses, run_loss_kernel
+from ._results import finish_grad, loss_outputs, reduce_losses
 from ._softcap import apply_softcap, chain_softcap, check_softcap
 from ._typing import FloatArray, Loss, Reduction
 
@@ -33,6 +33,35 @@ class SparseOptions(NamedTuple):
     softcap: float | None  # logits are capped to softcap * tanh(logits / softcap) before the loss
 
 
+_DEFAULT_OPTIONS = SparseOptions(None, None, -100, 0.0, 0.0, True, None)
+
+
+def _check_options(ignore_index, label_smoothing, z_loss, from_logits, softcap) -> SparseOptions:
+    """The validated scalar options (weights are added by the caller)."""
+    if (
+        type(ignore_index) is int
+        and ignore_index == -100
+        and type(label_smoothing) is float
+        and label_smoothing == 0.0
+        and type(z_loss) is float
+        and z_loss == 0.0
+        and from_logits is True
+        and softcap is None
+    ):
+        return _DEFAULT_OPTIONS  # the defaults, valid as they are: most calls, and all that is left of a small call
+    ignore_index = _prepare.check_ignore_index(ignore_index)
+    label_smoothing = _prepare.check_fraction(label_smoothing, "label_smoothing")
+    z_loss = _prepare.check_non_negative(z_loss, "z_loss")
+    if not from_logits and z_loss != 0.0:
+        raise ValueError("z_loss penalises the log-sum-exp of logits; it cannot be used with from_logits=False")
+    softcap = check_softcap(softcap)
+    if not from_logits and softcap is not None:
+        raise ValueError("softcap caps logits; it cannot be used with from_logits=False")
+    return SparseOptions(
+        None, None, ignore_index, label_smoothing, z_loss, from_logits is True or bool(from_logits), softcap
+    )
+
+
 def _prepare_sparse(
     logits: ArrayLike,
     labels: ArrayLike,
@@ -48,33 +77,19 @@ def _prepare_sparse(
     out: np.ndarray | None = None,
 ) -> tuple[_prepare.Rows, np.ndarray, Reduction, SparseOptions]:
     rows = _prepare.as_rows(logits, axis)
-    ignore_index = _prepare.check_ignore_index(ignore_index)
     reduction = _prepare.check_reduction(reduction)
-    label_smoothing = _prepare.check_fraction(label_smoothing, "label_smoothing")
-    z_loss = _prepare.check_non_negative(z_loss, "z_loss")
-    if not from_logits and z_loss != 0.0:
-        raise ValueError("z_loss penalises the log-sum-exp of logits; it cannot be used with from_logits=False")
-    softcap = check_softcap(softcap)
-    if not from_logits and softcap is not None:
-        raise ValueError("softcap caps logits; it cannot be used with from_logits=False")
+    options = _check_options(ignore_index, label_smoothing, z_loss, from_logits, softcap)
     # Labels out of range are found by the kernel (a pass over the labels fewer), unless a user's out= buffer would
     # be written before the kernel could report them.
-    flat_labels = _prepare.labels_as_rows(labels, rows, ignore_index, check_range=out is not None)
+    flat_labels = _prepare.labels_as_rows(labels, rows, options.ignore_index, check_range=out is not None)
     if class_weight is not None:
         class_weight = _prepare.weights(
             class_weight, (rows.n_classes,), "class_weight", f"logits with {rows.n_classes} classes"
         )
     if sample_weight is not None:
         sample_weight = _prepare.weights(sample_weight, rows.batch_shape, "sample_weight", "labels of that shape")
-    options = SparseOptions(
-        class_weight,
-        sample_weight,
-        ignore_index,
-        label_smoothing,
-        z_loss,
-        from_logits is True or bool(from_logits),
-        softcap,
-    )
+    if class_weight is not None or sample_weight is not None:
+        options = options._replace(class_weight=class_weight, sample_weight=sample_weight)
     return rows, flat_labels, reduction, options
 
 
@@ -102,12 +117,10 @@ def _run(
             chain_softcap(grad, capped, softcap)
 
     short = options.from_logits and is_short_rows(rows.n_classes, rows.data.itemsize)
-    (total, denominator, bad_row), losses, grad = run_loss_kernel(
-        sparse_rows(short),
-        rows,
-        (rows.data.shape[0],),
-        want_grad,
-        out,
+    losses, grad, copy_to_out = loss_outputs(rows, (rows.data.shape[0],), want_grad, out)
+    total, denominator, bad_row = sparse_rows(short).launch(
+        rows.data.size,
+        logits=rows.data,
         labels=flat_labels,
         class_weight=options.class_weight,
         sample_weight=options.sample_weight,
@@ -115,15 +128,17 @@ def _run(
         label_smoothing=options.label_smoothing,
         z_loss=options.z_loss,
         from_logits=options.from_logits,
-        grad_transform=grad_transform,
         grad_scale=scale,
         grad_scale_rows=scale_rows,
         # The gradient of a mean needs its denominator first: the kernel adds it before the rows, in the same
         # blocks as the loss adds it (the forward alone gets it with the losses).
         mean_gradient=reduction == "mean",
+        losses=losses,
+        grad=grad,
     )
     if bad_row >= 0:
         _prepare.raise_bad_label(flat_labels.reshape(rows.batch_shape), bad_row, rows, options.ignore_index)
+    grad = finish_grad(grad, copy_to_out, out, rows, grad_transform)
     return reduce_losses(losses, total, denominator, reduction, rows.batch_shape, rows.dtype), grad
 
 
