@@ -470,31 +470,71 @@ imported = time.perf_counter()
 print(imported - start, imported - start)
 """
 
+# Where SciPy is installed, Numba imports scipy.linalg when it sets up its CPU target (numba.np.arraymath checks for
+# BLAS), at the first compile or cache load of any function: ~0.1 s that no Numba package avoids. The quick start does
+# not install SciPy; this child hides it, as a venv without it would.
+_WITHOUT_SCIPY = "import sys; sys.modules['scipy'] = None\n"
+
+# The floor of any Numba package: import numpy and numba, then the first call of a one-line cached @njit function
+# (Numba's target set-up and one cache load).
+_NUMBA_FLOOR_CHILD = r"""
+import os, sys, time
+start = time.perf_counter()
+import numpy as np
+import numba
+imported = time.perf_counter()
+if not os.path.exists("numba_floor.py"):  # Numba caches functions of files only (cwd: the cache directory)
+    with open("numba_floor.py", "w") as module:
+        module.write("import numba\n@numba.njit(cache=True)\ndef first_element(x):\n    return x[0, 0]\n")
+sys.path.insert(0, os.getcwd())
+from numba_floor import first_element
+first_element(np.zeros((64, 10), dtype=np.float32))
+done = time.perf_counter()
+print(imported - start, done - start)
+"""
+
 
 def run_startup(repeats: int, log) -> str:
-    results: dict[str, list[tuple[float, float, float]]] = {"cold": [], "warm": [], "baseline": []}
+    children = {
+        "warm": _STARTUP_CHILD,
+        "warm_no_scipy": _WITHOUT_SCIPY + _STARTUP_CHILD,
+        "baseline": _BASELINE_CHILD,
+        "numba_floor": _NUMBA_FLOOR_CHILD,
+        "numba_floor_no_scipy": _WITHOUT_SCIPY + _NUMBA_FLOOR_CHILD,
+    }
+    results: dict[str, list[tuple[float, float, float]]] = {kind: [] for kind in ["cold", *children]}
     with tempfile.TemporaryDirectory(prefix="numba_xent_warm_") as warm_dir:
         log("  startup: priming the warm cache")
         measure_startup(warm_dir)
+        measure_startup(warm_dir, _NUMBA_FLOOR_CHILD)
         for i in range(repeats):
             log(f"  startup: run {i + 1}/{repeats}")
             with tempfile.TemporaryDirectory(prefix="numba_xent_cold_") as cold_dir:
                 results["cold"].append(measure_startup(cold_dir))
-            results["warm"].append(measure_startup(warm_dir))
-            results["baseline"].append(measure_startup(warm_dir, _BASELINE_CHILD))
+            for kind, child in children.items():
+                results[kind].append(measure_startup(warm_dir, child))
     lines = [
         (
             "Import plus first call of sparse_cross_entropy on a (64, 10) float32 batch, fresh interpreter each "
             f"time, median of {repeats}. Cold: empty NUMBA_CACHE_DIR (everything compiles); warm: a cache filled "
             "by an earlier process. Timed inside the child from before `import numpy`; process wall includes "
-            "interpreter start-up. The baseline row times `import numpy, numba` alone, which no Numba "
-            "package can go below."
+            "interpreter start-up. The baseline rows time `import numpy, numba` alone, and that plus the first "
+            "call of a one-line cached `@njit` function (Numba's target set-up and one cache load): what no Numba "
+            "package can go below. Where SciPy is installed, Numba imports `scipy.linalg` during that set-up "
+            '(about 0.1 s); the quick start does not install SciPy, and the rows "without SciPy" hide it.'
         ),
         "",
         "| Numba cache | import s | import + first call s | process wall s |",
         "|---|--:|--:|--:|",
     ]
-    names = {"cold": "cold", "warm": "warm", "baseline": "baseline: `import numpy, numba` only"}
+    names = {
+        "cold": "cold",
+        "warm": "warm",
+        "warm_no_scipy": "warm, without SciPy",
+        "baseline": "baseline: `import numpy, numba` only",
+        "numba_floor": "baseline: + first call of a cached one-line `@njit`",
+        "numba_floor_no_scipy": "baseline: + first call of a cached one-line `@njit`, without SciPy",
+    }
     for kind, runs in results.items():
         medians = [statistics.median(r[i] for r in runs) for i in range(3)]
         lines.append(f"| {names[kind]} | {medians[0]:.3f} | {medians[1]:.3f} | {medians[2]:.3f} |")

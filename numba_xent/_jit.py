@@ -131,10 +131,11 @@ def _keyword_launcher(kernel: RowKernel, func: Callable) -> Callable[..., Any]:
     from ._launch import launch  # (_launch needs nothing from this module at run time)
 
     names = ", ".join(inspect.signature(func).parameters)
-    namespace = {"launch_positional": launch, "kernel": kernel}
+    namespace: dict[str, Any] = {"launch_positional": launch, "kernel": kernel}
     source = f"def launch(n_elements, *, {names}):\n    return launch_positional(kernel, n_elements, ({names},))\n"
     exec(compile(source, f"<launcher of {kernel.__name__}>", "exec"), namespace)
-    return namespace["launch"]
+    launcher: Callable[..., Any] = namespace["launch"]
+    return launcher
 
 
 def _renamed(func: Callable, suffix: str) -> Callable:

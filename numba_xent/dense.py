@@ -10,7 +10,7 @@ from numpy.typing import ArrayLike
 from . import _prepare
 from ._kernels.binary import bce_rows
 from ._kernels.dense import dense_rows
-from ._results import finish_grad, loss_outputs, mean_scale, reduce_losses
+from ._results import finish, loss_outputs, mean_scale, reduce_losses
 from ._typing import FloatArray, Loss, Reduction
 
 __all__ = [
@@ -70,7 +70,7 @@ def _dense(
         grad=grad,
     )
     if grad is not None:
-        return finish_grad(grad, copy_to_out, out, rows)
+        return finish(grad, copy_to_out, out, rows)
     return reduce_losses(losses, total, n_rows, reduction, rows.batch_shape, rows.dtype)
 
 
@@ -219,7 +219,7 @@ def _bce(
         grad=grad,
     )
     if grad is not None:
-        grad = finish_grad(grad, copy_to_out, out, rows)
+        grad = finish(grad, copy_to_out, out, rows)
         return grad.reshape(()) if scalar_input and out is None else grad
     return reduce_losses(losses, total, n_elements, reduction, logits_array.shape, rows.dtype)
 

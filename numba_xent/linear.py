@@ -46,6 +46,7 @@ def _blas() -> Any:
         _scipy_blas = blas
     return _scipy_blas
 
+
 __all__ = ["linear_cross_entropy", "linear_cross_entropy_with_grad"]
 
 # Bytes of logits per chunk (one buffer; two with softcap and gradients). Taller chunks make the products faster
