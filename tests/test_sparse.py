@@ -95,6 +95,34 @@ def test_every_integer_label_dtype(rng, label_dtype):
     check_grad_fd(grad, fd_grad(logits, labels, {"reduction": "sum"}), np.float64)
 
 
+def test_strided_intp_labels_of_the_fast_path(rng):
+    """A training loop's layout (2-D contiguous logits, 1-D intp labels) is taken without copies; labels that are a
+    strided view are copied, not read with the wrong stride, and neither input is written."""
+    logits = make_logits(rng, (12, 7))
+    every_other = make_labels(rng, (24,), 7, dtype=np.intp)
+    every_other[1::2] = -1  # out of range: read through a wrong stride, these would raise
+    labels = every_other[::2]
+    before = (logits.copy(), every_other.copy())
+    expected = ref.sparse_cross_entropy(logits, labels.copy(), reduction="none")
+    assert_close(nx.sparse_cross_entropy(logits, labels, reduction="none"), expected, rtol=1e-12)
+    loss, grad = nx.sparse_cross_entropy_with_grad(logits, labels)
+    assert_close(loss, expected.mean(), rtol=1e-12)
+    check_grad_fd(grad, fd_grad(logits, labels.copy(), {}), np.float64)
+    np.testing.assert_array_equal(logits, before[0])
+    np.testing.assert_array_equal(every_other, before[1])
+
+
+def test_kernel_launch_names_every_argument():
+    """Kernels are launched by keyword through a generated binder: a missing or unknown name is a TypeError."""
+    from numba_xent._kernels.sparse import sparse_rows
+
+    kernel = sparse_rows(True)
+    with pytest.raises(TypeError, match="labels"):
+        kernel.launch(10, logits=np.zeros((1, 10)))
+    with pytest.raises(TypeError, match="label_weight"):
+        kernel.launch(10, label_weight=1.0)
+
+
 @pytest.mark.parametrize("label_dtype", [np.int8, np.uint8])
 def test_custom_ignore_index_small_dtypes(rng, label_dtype):
     logits = make_logits(rng, (8, 4))
