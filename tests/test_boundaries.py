@@ -2,7 +2,7 @@
 
 The kernels switch paths at: the short-row rule (rows of at most 512 bytes go across rows: 128/129 float32
 classes, 64/65 float64), the online-softmax block (2048 elements), the blocks of rows of the fixed-order sums (64
-rows, 256 for short rows), the serial/parallel threshold (``_launch.PARALLEL_MIN_ELEMENTS`` logits), and C = 1, 2.
+rows, 1024 for short rows), the serial/parallel threshold (``_launch.PARALLEL_MIN_ELEMENTS`` logits), and C = 1, 2.
 Each is tested on both sides, for the loss, the gradient, the fused call and the fused call in place.
 """
 
@@ -35,7 +35,7 @@ CLASS_BOUNDARIES = [
         2 * ONLINE_BLOCK + 1,
     )
 ]
-ROW_BOUNDARIES = [63, 64, 65, 255, 256, 257]
+ROW_BOUNDARIES = [63, 64, 65, 1023, 1024, 1025]
 OPTIONS = [
     {},
     {"class_weight": True, "sample_weight": True, "label_smoothing": 0.2, "z_loss": 0.01, "ignore": True},
@@ -47,7 +47,7 @@ def test_the_rules_match_the_tests():
     assert kernel_rows.is_short.py_func(128, 4) and not kernel_rows.is_short.py_func(129, 4)
     assert kernel_rows.is_short.py_func(64, 8) and not kernel_rows.is_short.py_func(65, 8)
     assert kernel_rows.rows_per_block.py_func(False) == 64
-    assert kernel_rows.rows_per_block.py_func(True) == 256
+    assert kernel_rows.rows_per_block.py_func(True) == 1024
 
 
 def _inputs(rng, n_rows, n_classes, dtype, options):
@@ -94,7 +94,7 @@ def test_class_boundaries(rng, dtype, n_classes, options):
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=["plain", "all-options"])
-@pytest.mark.parametrize("n_classes", [3, 200])  # short rows (blocks of 256) and long rows (blocks of 64)
+@pytest.mark.parametrize("n_classes", [3, 200])  # short rows (blocks of 1024) and long rows (blocks of 64)
 @pytest.mark.parametrize("n_rows", ROW_BOUNDARIES)
 def test_row_block_boundaries(rng, n_rows, n_classes, options):
     logits, labels, options = _inputs(rng, n_rows, n_classes, np.float64, options)
@@ -163,3 +163,64 @@ def test_dense_and_binary_row_blocks(rng):
             ref.binary_cross_entropy_with_logits(logits, binary),
             rtol=1e-12,
         )
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=["plain", "all-options"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_short_rows_far_below_their_blocks_max(rng, dtype, options):
+    """Short rows take their exponentials against the block's max: rows whose own max lies far below it (past the
+    point where they are done on their own: 60 below in float32, 600 in float64), a label far below its row's max
+    and a confident row below the block's max, all in one block.
+
+    The loss and gradient do not change when a row is shifted by a constant (z-loss aside): the rows are shifted
+    exactly (logits on a grid of 1/256) and compared with the references on the unshifted rows, where finite
+    differences are accurate.
+    """
+    reach = 60.0 if dtype == np.float32 else 600.0
+    offsets = np.repeat([0.0, 1.0, -5.0, -30.0, -(reach - 1.0), -(reach + 1.0), -2 * reach, -1e4], 2)
+    logits, labels, options = _inputs(rng, offsets.size, 10, np.float64, options)
+    options.pop("z_loss", None)
+    labels[[1, 3]] = [4, 6]
+    logits[1, 4] = logits[1].max() - 0.8 * reach  # the label's term underflows against the block's max
+    logits[3, 6] = logits[3].max() + 25.0  # a confident row below the block's max
+    logits = (np.round(logits * 256) / 256).astype(dtype)
+    shifted = logits + offsets.astype(dtype)[:, None]
+    np.testing.assert_array_equal(shifted - offsets.astype(dtype)[:, None], logits)  # the shift is exact
+    rtol = TOLERANCE[dtype]
+    expected = ref.sparse_cross_entropy(logits, labels, reduction="none", **options)
+    losses = nx.sparse_cross_entropy(shifted, labels, reduction="none", **options)
+    assert_close(losses, expected, rtol=rtol, atol=rel_atol(expected, rtol))
+    expected_grad = ref.loss_numeric_grad(ref.sparse_cross_entropy, logits, "mean", labels=labels, **options)
+    grad = nx.sparse_cross_entropy_grad(shifted, labels, **options)
+    atol = 1e-8 if dtype == np.float64 else 2e-5 * max(1.0, float(np.abs(expected_grad).max()))
+    assert_close(grad, expected_grad, rtol=1e-5, atol=atol)
+    loss, fused_grad = nx.sparse_cross_entropy_with_grad(shifted, labels, **options)
+    assert loss == nx.sparse_cross_entropy(shifted, labels, **options)
+    np.testing.assert_array_equal(fused_grad, grad)
+    in_place = shifted.copy()
+    assert nx.sparse_cross_entropy_with_grad(in_place, labels, out=in_place, **options)[0] == loss
+    np.testing.assert_array_equal(in_place, grad)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_short_rows_beside_nan_and_inf(rng, dtype):
+    """A NaN or an inf in a block of short rows (its max is then not finite) spoils only its own row."""
+    logits = make_logits(rng, (40, 10), dtype)
+    labels = rng.integers(0, 10, 40)
+    logits[3, 2] = np.nan
+    logits[7, 5] = np.inf
+    logits[11, :] = -np.inf
+    actual = nx.sparse_cross_entropy(logits, labels, reduction="none")
+    spoilt = [3, 7, 11]
+    assert np.isnan(actual[3])
+    kept = np.setdiff1d(np.arange(40), spoilt)
+    expected = ref.sparse_cross_entropy(logits[kept], labels[kept], reduction="none")
+    assert_close(actual[kept], expected, rtol=TOLERANCE[dtype])
+    grad = nx.sparse_cross_entropy_grad(logits, labels, reduction="sum")
+    expected_grad = ref.softmax(logits[kept].astype(np.float64))
+    expected_grad[np.arange(kept.size), labels[kept]] -= 1.0
+    assert_close(grad[kept], expected_grad, rtol=0, atol=1e-6 if dtype == np.float32 else 1e-14)
+    single = [
+        nx.sparse_cross_entropy(logits[row : row + 1], labels[row : row + 1], reduction="none")[0] for row in spoilt
+    ]
+    np.testing.assert_array_equal(actual[spoilt], single)  # the same as each row alone (the long-row rules)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from numba import njit
 
-from numba_xent._vecmath import exp_nonpositive, from_order_key, log_positive, order_key, row_max_sum_exp
+from numba_xent._vecmath import exp_difference, exp_nonpositive, from_order_key, log_positive, order_key, row_max_sum_exp
 
 
 @njit
@@ -20,6 +20,14 @@ def _exp_all(x):
     out = np.empty_like(x)
     for i in range(x.shape[0]):
         out[i] = exp_nonpositive(x[i])
+    return out
+
+
+@njit
+def _exp_difference_all(x, shift):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = exp_difference(x[i], shift[i])
     return out
 
 
@@ -64,6 +72,31 @@ def test_exp_error_bound(dtype, lowest, highest, bound):
     relative = np.abs(ours.astype(np.float64) - expected) / expected
     worst = int(np.argmax(relative))
     assert relative[worst] < bound, f"exp({x[worst]!r}) relative error {relative[worst]:.3g}"
+
+
+@pytest.mark.parametrize(("dtype", "lowest", "bound"), [(np.float32, -87.0, 1.5e-7), (np.float64, -708.0, 1e-14)])
+def test_exp_difference_keeps_the_rounding_of_the_difference(dtype, lowest, bound):
+    """exp(x - shift) against float64 (or exactly rounded) exp of the exact difference, shifts far from x: where
+    x - shift itself rounds by up to 2e-6 relative (float32, difference 40), exp_nonpositive(x - shift) would be
+    that far off."""
+    rng = np.random.default_rng(1)
+    shift = rng.uniform(-30, 60, 500_000).astype(dtype)
+    x = (shift - rng.uniform(0, -lowest, shift.size).astype(dtype)).astype(dtype)
+    x = np.minimum(x, shift)
+    exact_difference = x.astype(np.float64) - shift.astype(np.float64)
+    keep = exact_difference > lowest
+    if dtype == np.float32:
+        expected = np.exp(exact_difference[keep])
+    else:
+        # float64's difference can round too: the exact one as a long double where that is wider
+        expected = np.exp(x[keep].astype(np.longdouble) - shift[keep].astype(np.longdouble)).astype(np.float64)
+    ours = _exp_difference_all(x, shift)[keep].astype(np.float64)
+    relative = np.abs(ours - expected) / expected
+    worst = int(np.argmax(relative))
+    assert relative[worst] < bound, f"exp({x[keep][worst]!r} - {shift[keep][worst]!r}): {relative[worst]:.3g}"
+    naive = _exp_all((x - shift).astype(dtype))[keep].astype(np.float64)
+    if dtype == np.float32:
+        assert np.max(np.abs(naive - expected) / expected) > 10 * bound  # what the difference's rounding costs
 
 
 @pytest.mark.parametrize(("dtype", "lowest"), [(np.float32, -87.0), (np.float64, -708.0)])

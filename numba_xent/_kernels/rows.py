@@ -10,17 +10,21 @@ import numpy as np
 
 from .._jit import jit
 from .._vecmath import (
+    block_max,
     exp_nonpositive,
+    exp_shifted,
     log1p_nonnegative,
+    log_positive,
     prefer_wide_vectors,
     row_softmax_stats,
     rows_softmax_stats,
+    segment_sums,
 )
 
 # Rows per block of the fixed-order reductions. Short rows go through the across-rows helpers, which want a few
 # hundred rows per call to pay for their setup.
 ROWS_PER_BLOCK = 64
-SHORT_ROWS_PER_BLOCK = 256
+SHORT_ROWS_PER_BLOCK = 1024
 # Rows of at most this many bytes (128 float32 or 64 float64 classes) are processed with SIMD across rows
 # (``rows_softmax_stats``): the measured crossover; beyond it the transposed tile outgrows L1.
 SHORT_ROW_MAX_BYTES = 512
@@ -135,6 +139,116 @@ def short_rows_stats(block, row_max, log_sum):
         log_sum[r] = log1p_nonnegative(sums_minus_one[r])
 
 
+# A short row whose sum of exponentials against its block's max is below this (its own max lies ~60 below the
+# block's: float32's exp underflows at -87 and would drop its smaller terms; or it holds a NaN) takes its statistics
+# on its own. exp(-60) and exp(-600): normal in float32 and float64 alike, far above their underflow.
+BLOCK_SHIFT_FLOOR_32 = math.exp(-60.0)
+BLOCK_SHIFT_FLOOR_64 = math.exp(-600.0)
+
+
+@jit
+def block_shift_floor(itemsize):
+    return BLOCK_SHIFT_FLOOR_32 if itemsize == 4 else BLOCK_SHIFT_FLOOR_64
+
+
+@jit
+def short_rows_softmax(
+    logits, first, last, labels, exps, label_exps, row_max, log_sum, sums, nll, on_own, want_log_sum
+):
+    """Softmax statistics of the short rows first..last-1 against the block's max, with SIMD along the flat block.
+
+    One flat loop takes every element's exp against the block's max M into ``exps`` (row i at i*C); each row's sum
+    is then a contiguous sum, which vectorises. The sparse kernel on it against the transposed tile
+    (``short_rows_stats``), serial float32 forward: 10 classes 0.89 vs 0.97 ns/logit, 32 0.37 vs 0.57, 128 0.22
+    vs 0.46; fused 1.69 vs 1.74, 0.70 vs 0.92, 0.48 vs 0.90 (the gradient reuses the exps).
+    Per row i: row_max[i] = M, sums[i] = sum_c exp(x_c - M), log_sum[i] = log(sums[i]) if ``want_log_sum``, and
+    nll[i] = -log p_label as log1p(sum of the other terms / the label's term): the other terms are summed without the
+    label's, so a confident row keeps its tiny loss (lse - x_label would cancel it away). On return the label's term
+    is in label_exps[i] and its place in ``exps`` holds 0.
+    A row whose sum is below ``block_shift_floor`` (its max far below M, or a NaN) is done on its own by
+    ``row_stats``: on_own[i] is True, row_max[i] is its own max and log_sum[i], nll[i] are relative to it; its
+    ``exps`` and ``sums`` are not used. Rows whose label is outside [0, C) get nll[i] = 0.
+    """
+    prefer_wide_vectors()
+    n_rows = last - first
+    n_classes = logits.shape[1]
+    values = logits[first:last].reshape(-1)
+    block_exps = exps[: values.shape[0]]
+    top = block_max(values, 0, values.shape[0])
+    exp_shifted(values, top, block_exps)
+    for i in range(n_rows):
+        label = labels[first + i]
+        if 0 <= label < n_classes:
+            # Out of the row's sum: the other terms are summed apart from it.
+            label_exps[i] = block_exps[i * n_classes + label]
+            block_exps[i * n_classes + label] = 0.0
+        else:
+            label_exps[i] = 0.0
+    others = np.empty(n_rows, logits.dtype)
+    segment_sums(block_exps, n_classes, others)
+    floor = block_shift_floor(logits.itemsize)
+    for i in range(n_rows):  # across rows: vectorises
+        label_exp = np.float64(label_exps[i])
+        total = np.float64(others[i]) + label_exp
+        sums[i] = total
+        row_max[i] = top
+        nll[i] = log1p_nonnegative(np.float64(others[i]) / max(label_exp, floor))
+        # A NaN sum fails the test too.
+        on_own[i] = not (total >= floor and label_exp >= floor)
+    for i in range(n_rows):
+        log_sum[i] = log_positive(max(sums[i], floor)) if want_log_sum else 0.0
+    for i in range(n_rows):
+        if not on_own[i]:
+            continue
+        row = first + i
+        label = labels[row]
+        row_max[i], log_sum[i] = row_stats(logits[row])
+        # The label's term underflowed against M (or against its own max): its loss is large, and lse - x_label
+        # loses nothing.
+        if 0 <= label < n_classes:
+            nll[i] = (np.float64(row_max[i]) - np.float64(logits[row, label])) + log_sum[i]
+        else:
+            nll[i] = 0.0
+
+
+@jit
+def own_softmax_into_exps(logits, row, i, label, row_max, log_sum, exps, label_exps, sums):
+    """Row ``row`` (block row i), done on its own by ``short_rows_softmax``, put in the exps' form that
+    ``scaled_exps_block`` takes: its softmax in ``exps`` (label's term apart), sums[i] = 1."""
+    n_classes = logits.shape[1]
+    shift = logits.dtype.type(log_sum)
+    for c in range(n_classes):
+        exps[i * n_classes + c] = exp_nonpositive((logits[row, c] - row_max) - shift)
+    if 0 <= label < n_classes:
+        label_exps[i] = exps[i * n_classes + label]
+        exps[i * n_classes + label] = 0.0
+    sums[i] = 1.0
+
+
+@jit
+def scaled_exps_block(exps, label_exps, labels, first, last, scale, out):
+    """out[row, c] = scale[i] * exps[i * C + c] for the rows first..last-1 (i = row - first), the label's term from
+    ``label_exps``: the softmax part of each row's gradient from the exps the statistics took. One flat loop over the
+    block (a loop over a 10-class row is too short to vectorise); each row's scale is first spread over its elements.
+    ``out`` may be the logits: nothing is read from it."""
+    prefer_wide_vectors()
+    n_rows = last - first
+    n_classes = out.shape[1]
+    scales = np.empty(n_rows * n_classes, out.dtype)
+    for i in range(n_rows):
+        factor = out.dtype.type(scale[i])
+        for c in range(n_classes):
+            scales[i * n_classes + c] = factor
+    result = out[first:last].reshape(-1)
+    terms = exps[: result.shape[0]]
+    for j in range(result.shape[0]):
+        result[j] = scales[j] * terms[j]
+    for i in range(n_rows):
+        label = labels[first + i]
+        if 0 <= label < n_classes:
+            out[first + i, label] = out.dtype.type(scale[i]) * label_exps[i]
+
+
 @jit
 def block_stats(block, row_max, log_sum):
     """Per-row max and log(sum(exp(x - max))) of a block of rows, across rows when they are short."""
@@ -186,35 +300,6 @@ def _softmax_scaled_row(logits, row, row_max, log_sum, coef, out):
 
 
 softmax_scaled_row = jit(_softmax_scaled_row)
-
-
-@jit
-def softmax_scaled_block(logits, first, last, row_max, log_sum, coef, out):
-    """``softmax_scaled_row`` of rows first..last-1 with coef[i], row_max[i], log_sum[i] (i = row - first), as one
-    flat loop over the block: a loop over a 10-class row is too short to vectorise, the block's is not. Each row's
-    statistics are first spread over its elements."""
-    prefer_wide_vectors()
-    n_rows = last - first
-    n_classes = logits.shape[1]
-    maxes = np.empty(n_rows * n_classes, logits.dtype)
-    shifts = np.empty(n_rows * n_classes, logits.dtype)
-    scales = np.empty(n_rows * n_classes, logits.dtype)
-    for i in range(n_rows):
-        top = row_max[i]
-        shift = logits.dtype.type(log_sum[i])
-        scale = logits.dtype.type(coef[i])
-        for c in range(n_classes):
-            maxes[i * n_classes + c] = top
-            shifts[i * n_classes + c] = shift
-            scales[i * n_classes + c] = scale
-    result = out[first:last].reshape(-1)
-    if out.ctypes.data == logits.ctypes.data:
-        for j in range(result.shape[0]):
-            result[j] = scales[j] * exp_nonpositive((result[j] - maxes[j]) - shifts[j])
-    else:
-        values = logits[first:last].reshape(-1)
-        for j in range(result.shape[0]):
-            result[j] = scales[j] * exp_nonpositive((values[j] - maxes[j]) - shifts[j])
 
 
 @jit

@@ -14,11 +14,12 @@ from .rows import (
     kept_weight,
     mean_scale,
     n_blocks,
+    own_softmax_into_exps,
     row_stats,
     rows_per_block,
     sample_weight_of,
-    short_rows_stats,
-    softmax_scaled_block,
+    scaled_exps_block,
+    short_rows_softmax,
     softmax_scaled_row,
     sum_in_order,
     weighted_gap_sum,
@@ -41,18 +42,23 @@ def smoothing_terms(logits, row, class_weight, row_max, log_sum):
 
 
 @jit
+def label_nll(label_logit, row_max, log_sum):
+    """lse - x_y as (max - x_y) + log_sum: with a large common offset, max + log_sum would round log_sum away."""
+    return (np.float64(row_max) - np.float64(label_logit)) + log_sum
+
+
+@jit
 def row_loss_and_softmax_coef(
-    label_logit, label_weight, smoothing, z_loss, row_max, log_sum, smooth_loss, total_class_weight, n_classes
+    nll, label_weight, smoothing, z_loss, row_max, log_sum, smooth_loss, total_class_weight, n_classes
 ):
-    """Loss of one row from its softmax statistics, and the coefficient of softmax(x) in its gradient.
+    """Loss of one row from its softmax statistics and ``nll`` = lse - x_y, and the coefficient of softmax(x) in its
+    gradient.
 
     loss = (1-eps) w_y (lse - x_y) + (eps/C) sum_c w_c (lse - x_c) + z w_y lse^2, so
     d/dx_c = p_c [(1-eps) w_y + (eps/C) W + 2 z w_y lse] - (1-eps) w_y [c == y] - (eps/C) w_c,  W = sum_c w_c.
     ``smooth_loss`` and ``total_class_weight`` are ``smoothing_terms`` (unused when ``smoothing`` is 0).
     """
     lse = np.float64(row_max) + log_sum
-    # lse - x_y as (max - x_y) + log_sum: with a large common offset, max + log_sum would round log_sum away.
-    nll = (np.float64(row_max) - np.float64(label_logit)) + log_sum
     loss = (1.0 - smoothing) * label_weight * nll + z_loss * label_weight * lse * lse
     softmax_coef = (1.0 - smoothing) * label_weight + 2.0 * z_loss * label_weight * lse
     if smoothing != 0.0:
@@ -172,9 +178,17 @@ def sparse_rows(short: bool) -> RowKernel:
             last = min(n_rows, first + block_rows)
             row_max = np.empty(last - first, logits.dtype)
             log_sum = np.empty(last - first)
-            softmax_coef = np.zeros(last - first, logits.dtype)
+            nll = np.empty(last - first)
+            softmax_coef = np.empty(last - first)
             if short:
-                short_rows_stats(logits[first:last], row_max, log_sum)
+                exps = np.empty((last - first) * n_classes, logits.dtype)
+                label_exps = np.empty(last - first, logits.dtype)
+                sums = np.empty(last - first)
+                on_own = np.empty(last - first, np.bool_)
+                want_log_sum = label_smoothing != 0.0 or z_loss != 0.0
+                short_rows_softmax(
+                    logits, first, last, labels, exps, label_exps, row_max, log_sum, sums, nll, on_own, want_log_sum
+                )
             block_total = 0.0
             block_weight = 0.0
             bad_row = -1
@@ -199,6 +213,7 @@ def sparse_rows(short: bool) -> RowKernel:
                 else:
                     if not short:
                         row_max[i], log_sum[i] = row_stats(logits[row])
+                        nll[i] = label_nll(logits[row, label], row_max[i], log_sum[i])
                     smooth_loss = 0.0
                     total_class_weight = 0.0
                     if label_smoothing != 0.0:
@@ -206,7 +221,7 @@ def sparse_rows(short: bool) -> RowKernel:
                             logits, row, class_weight, row_max[i], log_sum[i]
                         )
                     loss, coef = row_loss_and_softmax_coef(
-                        logits[row, label],
+                        nll[i],
                         label_weight,
                         label_smoothing,
                         z_loss,
@@ -217,7 +232,7 @@ def sparse_rows(short: bool) -> RowKernel:
                         n_classes,
                     )
                     loss *= sample_scale
-                    softmax_coef[i] = logits.dtype.type(grad_coef * coef)
+                    softmax_coef[i] = grad_coef * coef
                     if grad is not None and not short:
                         softmax_scaled_row(logits, row, row_max[i], log_sum[i], grad_coef * coef, grad)
                         subtract_targets(grad, row, label, class_weight, label_weight, label_smoothing, grad_coef)
@@ -228,8 +243,17 @@ def sparse_rows(short: bool) -> RowKernel:
             block_bad_rows[block] = bad_row
             if grad is not None and short:
                 # The block's logits were all read above (in place is safe): the softmax part of every row's gradient
-                # in one flat loop (ignored rows have a zero coefficient), then each row's targets.
-                softmax_scaled_block(logits, first, last, row_max, log_sum, softmax_coef, grad)
+                # from the exps the statistics took (each exp computed once), in one flat loop; then each row's
+                # targets.
+                for i in range(last - first):
+                    row = first + i
+                    label = labels[row]
+                    if label == ignore_index or label < 0 or label >= n_classes:
+                        softmax_coef[i] = 0.0
+                    elif on_own[i]:
+                        own_softmax_into_exps(logits, row, i, label, row_max[i], log_sum[i], exps, label_exps, sums)
+                    softmax_coef[i] /= sums[i]
+                scaled_exps_block(exps, label_exps, labels, first, last, softmax_coef, grad)
                 for row in range(first, last):
                     label = labels[row]
                     if label == ignore_index or label < 0 or label >= n_classes:
