@@ -16,7 +16,7 @@ from numba.core.errors import TypingError
 from numba.extending import overload
 
 from ._jit import JIT_OPTIONS, jit
-from ._kernels.rows import is_short, mean_scale
+from ._kernels.rows import is_flat, mean_scale
 from ._kernels.sparse import sparse_rows
 from ._launch import PARALLEL_MIN_ELEMENTS
 from .sparse import sparse_cross_entropy, sparse_cross_entropy_grad, sparse_cross_entropy_with_grad
@@ -71,7 +71,7 @@ def _run(logits, labels, class_weight, ignore_index, reduction_code, label_smoot
     losses = np.empty(n_rows)
     arguments = (logits, labels, class_weight, None, ignore_index, label_smoothing, 0.0, True, 1.0, None)
     mean_gradient = reduction_code == 2
-    short = is_short(n_classes, logits.itemsize)
+    short = is_flat(n_classes, logits.itemsize)
     if logits.size < PARALLEL_MIN_ELEMENTS:
         if short:
             total, denominator, bad_row = _short_serial(*arguments, mean_gradient, losses, grad)

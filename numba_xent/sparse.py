@@ -9,7 +9,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from . import _prepare
-from ._kernels.rows import is_short
+from ._kernels.rows import is_flat
 from ._kernels.sparse import sparse_rows
 from ._results import finish_grad, loss_outputs, reduce_losses
 from ._softcap import apply_softcap, chain_softcap, check_softcap
@@ -18,7 +18,7 @@ from ._typing import FloatArray, Loss, Reduction
 __all__ = ["sparse_cross_entropy", "sparse_cross_entropy_grad", "sparse_cross_entropy_with_grad"]
 
 
-is_short_rows = is_short.py_func  # the kernels' short-row rule, evaluated in Python
+is_flat_rows = is_flat.py_func  # the kernels' flat-block rule, evaluated in Python
 
 
 class SparseOptions(NamedTuple):
@@ -116,7 +116,7 @@ def _run(
         def grad_transform(grad: np.ndarray) -> None:
             chain_softcap(grad, capped, softcap)
 
-    short = options.from_logits and is_short_rows(rows.n_classes, rows.data.itemsize)
+    short = options.from_logits and is_flat_rows(rows.n_classes, rows.data.itemsize)
     losses, grad, copy_to_out = loss_outputs(rows, (rows.data.shape[0],), want_grad, out)
     total, denominator, bad_row = sparse_rows(short).launch(
         rows.data.size,

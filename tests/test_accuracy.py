@@ -16,7 +16,7 @@ import references as ref
 import numba_xent as nx
 
 
-@pytest.mark.parametrize("n_classes", [2, 3, 10, 128, 129, 1000, 2049, 32000, 100_000])
+@pytest.mark.parametrize("n_classes", [2, 3, 10, 128, 129, 512, 513, 1000, 2049, 32000, 100_000])
 def test_confident_rows_float32(n_classes):
     rng = np.random.default_rng(n_classes)
     margins = np.array([0.0, 2.0, 5.0, 9.0, 12.0, 17.0, 24.0, 30.0, 40.0])

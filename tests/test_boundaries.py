@@ -1,8 +1,10 @@
 """Every code-path boundary of the kernels, against the float64 references.
 
-The kernels switch paths at: the short-row rule (rows of at most 512 bytes go across rows: 128/129 float32
-classes, 64/65 float64), the online-softmax block (2048 elements), the blocks of rows of the fixed-order sums (64
-rows, 1024 for short rows), the serial/parallel threshold (``_launch.PARALLEL_MIN_ELEMENTS`` logits), and C = 1, 2.
+The kernels switch paths at: the flat-block rule of the integer-label losses (rows of at most 2048 bytes go in
+flat blocks: 512/513 float32 classes, 256/257 float64), the short-row rule of the softmax family (512 bytes:
+128/129 float32, 64/65 float64), the online-softmax block (2048 elements), the blocks of rows of the fixed-order
+sums (64 rows; flat blocks of 1024 rows, fewer above 64 classes), the serial/parallel threshold
+(``_launch.PARALLEL_MIN_ELEMENTS`` logits), and C = 1, 2.
 Each is tested on both sides, for the loss, the gradient, the fused call and the fused call in place.
 """
 
@@ -20,6 +22,7 @@ from numba_xent._vecmath import ONLINE_BLOCK
 
 TOLERANCE = {np.float32: 2e-5, np.float64: 1e-12}
 SHORT_LIMIT = {np.float32: 128, np.float64: 64}
+FLAT_LIMIT = {np.float32: 512, np.float64: 256}
 
 CLASS_BOUNDARIES = [
     (dtype, n_classes)
@@ -29,13 +32,20 @@ CLASS_BOUNDARIES = [
         2,
         SHORT_LIMIT[dtype],
         SHORT_LIMIT[dtype] + 1,
+        FLAT_LIMIT[dtype],
+        FLAT_LIMIT[dtype] + 1,
         ONLINE_BLOCK - 1,
         ONLINE_BLOCK,
         ONLINE_BLOCK + 1,
         2 * ONLINE_BLOCK + 1,
     )
 ]
-ROW_BOUNDARIES = [63, 64, 65, 1023, 1024, 1025]
+# (classes, rows): flat blocks of 1024 rows (3 classes) and of 327 rows (200 classes), blocks of 64 long rows
+ROW_BOUNDARIES = [
+    (n_classes, n_rows)
+    for n_classes, block in ((3, 1024), (200, 327), (600, 64))
+    for n_rows in (block - 1, block, block + 1)
+]
 OPTIONS = [
     {},
     {"class_weight": True, "sample_weight": True, "label_smoothing": 0.2, "z_loss": 0.01, "ignore": True},
@@ -48,6 +58,9 @@ def test_the_rules_match_the_tests():
     assert kernel_rows.is_short.py_func(64, 8) and not kernel_rows.is_short.py_func(65, 8)
     assert kernel_rows.rows_per_block.py_func(False) == 64
     assert kernel_rows.rows_per_block.py_func(True) == 1024
+    assert kernel_rows.is_flat.py_func(512, 4) and not kernel_rows.is_flat.py_func(513, 4)
+    assert kernel_rows.is_flat.py_func(256, 8) and not kernel_rows.is_flat.py_func(257, 8)
+    assert [kernel_rows.flat_rows_per_block.py_func(c) for c in (3, 64, 65, 200, 512)] == [1024, 1024, 1008, 327, 128]
 
 
 def _inputs(rng, n_rows, n_classes, dtype, options):
@@ -94,8 +107,7 @@ def test_class_boundaries(rng, dtype, n_classes, options):
 
 
 @pytest.mark.parametrize("options", OPTIONS, ids=["plain", "all-options"])
-@pytest.mark.parametrize("n_classes", [3, 200])  # short rows (blocks of 1024) and long rows (blocks of 64)
-@pytest.mark.parametrize("n_rows", ROW_BOUNDARIES)
+@pytest.mark.parametrize(("n_classes", "n_rows"), ROW_BOUNDARIES)
 def test_row_block_boundaries(rng, n_rows, n_classes, options):
     logits, labels, options = _inputs(rng, n_rows, n_classes, np.float64, options)
     rtol = TOLERANCE[np.float64]
@@ -165,9 +177,10 @@ def test_dense_and_binary_row_blocks(rng):
         )
 
 
+@pytest.mark.parametrize("n_classes", [10, 200])  # flat blocks scaled as one loop, and row by row
 @pytest.mark.parametrize("options", OPTIONS, ids=["plain", "all-options"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_short_rows_far_below_their_blocks_max(rng, dtype, options):
+def test_short_rows_far_below_their_blocks_max(rng, dtype, options, n_classes):
     """Short rows take their exponentials against the block's max: rows whose own max lies far below it (past the
     point where they are done on their own: 60 below in float32, 600 in float64), a label far below its row's max
     and a confident row below the block's max, all in one block.
@@ -178,7 +191,7 @@ def test_short_rows_far_below_their_blocks_max(rng, dtype, options):
     """
     reach = 60.0 if dtype == np.float32 else 600.0
     offsets = np.repeat([0.0, 1.0, -5.0, -30.0, -(reach - 1.0), -(reach + 1.0), -2 * reach, -1e4], 2)
-    logits, labels, options = _inputs(rng, offsets.size, 10, np.float64, options)
+    logits, labels, options = _inputs(rng, offsets.size, n_classes, np.float64, options)
     options.pop("z_loss", None)
     labels[[1, 3]] = [4, 6]
     logits[1, 4] = logits[1].max() - 0.8 * reach  # the label's term underflows against the block's max

@@ -12,7 +12,14 @@ import numpy as np
 import pytest
 from numba import njit
 
-from numba_xent._vecmath import exp_difference, exp_nonpositive, from_order_key, log_positive, order_key, row_max_sum_exp
+from numba_xent._vecmath import (
+    exp_difference,
+    exp_nonpositive,
+    from_order_key,
+    log_positive,
+    order_key,
+    row_max_sum_exp,
+)
 
 
 @njit

@@ -8,15 +8,16 @@ from numba import prange
 
 from .._jit import RowKernel, jit
 from .rows import (
+    ROWS_PER_BLOCK,
     class_weight_of,
     first_valid,
+    flat_rows_per_block,
     grad_scale_of,
     kept_weight,
     mean_scale,
     n_blocks,
     own_softmax_into_exps,
     row_stats,
-    rows_per_block,
     sample_weight_of,
     scaled_exps_block,
     short_rows_softmax,
@@ -129,11 +130,11 @@ def probs_row(logits, grad, row, label, class_weight, label_weight, smoothing, g
 
 @functools.cache
 def sparse_rows(short: bool) -> RowKernel:
-    """The integer-label row loop, for short rows (``short=True``: statistics with SIMD across the rows of a block,
-    then each row's gradient; logits only) or long rows (statistics, loss and gradient row by row, so the gradient
-    pass reads the row from L1/L2). Two compiled kernels from one source: each compiles only its own path.
+    """The integer-label row loop, for short rows (``short=True``, rows that pass ``is_flat``: statistics of a
+    block of rows with SIMD along the flat block, then the block's gradient from the same exps; logits only) or long
+    rows (statistics, loss and gradient row by row, so the gradient pass reads the row from L1/L2). Two compiled
+    kernels from one source: each compiles only its own path.
     """
-    block_rows = rows_per_block.py_func(short)
 
     def kernel(
         logits,
@@ -162,6 +163,7 @@ def sparse_rows(short: bool) -> RowKernel:
         user's ``out=`` buffer check the labels first with ``first_bad_label``.)
         """
         n_rows, n_classes = logits.shape
+        block_rows = flat_rows_per_block(n_classes) if short else ROWS_PER_BLOCK
         block_sums = np.empty(n_blocks(n_rows, block_rows))
         block_weights = np.empty(n_blocks(n_rows, block_rows))
         block_bad_rows = np.empty(n_blocks(n_rows, block_rows), np.intp)
@@ -180,6 +182,7 @@ def sparse_rows(short: bool) -> RowKernel:
             log_sum = np.empty(last - first)
             nll = np.empty(last - first)
             softmax_coef = np.empty(last - first)
+            target_coef = np.empty(last - first)
             if short:
                 exps = np.empty((last - first) * n_classes, logits.dtype)
                 label_exps = np.empty(last - first, logits.dtype)
@@ -199,6 +202,7 @@ def sparse_rows(short: bool) -> RowKernel:
                     if label != ignore_index and bad_row < 0:
                         bad_row = row
                     losses[row] = 0.0
+                    softmax_coef[i] = 0.0
                     if grad is not None:
                         grad[row, :] = 0
                     continue
@@ -233,6 +237,13 @@ def sparse_rows(short: bool) -> RowKernel:
                     )
                     loss *= sample_scale
                     softmax_coef[i] = grad_coef * coef
+                    target_coef[i] = grad_coef
+                    if grad is not None and short:
+                        # Its softmax is the exps over their sum: the coefficient of the exps. (The logits are still
+                        # intact here, in place or not, for a row done on its own.)
+                        if on_own[i]:
+                            own_softmax_into_exps(logits, row, i, label, row_max[i], log_sum[i], exps, label_exps, sums)
+                        softmax_coef[i] /= sums[i]
                     if grad is not None and not short:
                         softmax_scaled_row(logits, row, row_max[i], log_sum[i], grad_coef * coef, grad)
                         subtract_targets(grad, row, label, class_weight, label_weight, label_smoothing, grad_coef)
@@ -244,25 +255,18 @@ def sparse_rows(short: bool) -> RowKernel:
             if grad is not None and short:
                 # The block's logits were all read above (in place is safe): the softmax part of every row's gradient
                 # from the exps the statistics took (each exp computed once), in one flat loop; then each row's
-                # targets.
-                for i in range(last - first):
-                    row = first + i
-                    label = labels[row]
-                    if label == ignore_index or label < 0 or label >= n_classes:
-                        softmax_coef[i] = 0.0
-                    elif on_own[i]:
-                        own_softmax_into_exps(logits, row, i, label, row_max[i], log_sum[i], exps, label_exps, sums)
-                    softmax_coef[i] /= sums[i]
-                scaled_exps_block(exps, label_exps, labels, first, last, softmax_coef, grad)
+                # label term and targets.
+                scaled_exps_block(exps, first, last, softmax_coef, grad)
                 for row in range(first, last):
+                    i = row - first
                     label = labels[row]
                     if label == ignore_index or label < 0 or label >= n_classes:
                         for c in range(n_classes):
                             grad[row, c] = 0.0  # not just 0 * softmax: a NaN row's gradient is 0 when ignored
                         continue
+                    grad[row, label] = logits.dtype.type(softmax_coef[i]) * label_exps[i]
                     label_weight = class_weight_of(label, class_weight)
-                    grad_coef = sample_weight_of(row, sample_weight) * grad_scale_of(row, grad_scale, grad_scale_rows)
-                    subtract_targets(grad, row, label, class_weight, label_weight, label_smoothing, grad_coef)
+                    subtract_targets(grad, row, label, class_weight, label_weight, label_smoothing, target_coef[i])
         return sum_in_order(block_sums), sum_in_order(block_weights), first_valid(block_bad_rows)
 
     return RowKernel(kernel, name=f"sparse_rows(short={short})")
