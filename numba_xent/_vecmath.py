@@ -300,8 +300,32 @@ def block_sum_exp(row, start, stop, shift):
 
 
 @jit(reassoc=True)
-def block_sum_exp_apart(row, start, stop, shift):
-    """(sum of exp(row[start:stop] - shift) over the terms that are not exactly 1, how many are 1), in float64.
+def block_sum_exp_into(row, start, stop, shift, exps):
+    """``block_sum_exp``, also writing each term to exps[start:stop] unless ``exps`` is None (it may be ``row``)."""
+    if exps is None:
+        return block_sum_exp(row, start, stop, shift)
+    prefer_wide_vectors()
+    terms = exps[start:stop]
+    total = row.dtype.type(0.0)
+    if exps.ctypes.data == row.ctypes.data:
+        # In place through one array: with two, LLVM's overlap check fails and it runs the scalar loop.
+        for j in range(terms.shape[0]):
+            term = exp_nonpositive(terms[j] - shift)
+            terms[j] = term
+            total += term
+    else:
+        block = row[start:stop]
+        for j in range(block.shape[0]):
+            term = exp_nonpositive(block[j] - shift)
+            terms[j] = term
+            total += term
+    return np.float64(total)
+
+
+@jit(reassoc=True)
+def block_sum_exp_apart(row, start, stop, shift, exps):
+    """(sum of exp(row[start:stop] - shift) over the terms that are not exactly 1, how many are 1), in float64; the
+    terms are read from exps[start:stop] when ``exps`` is not None (written there by ``block_sum_exp_into``).
 
     ``block_sum_exp`` adds the max's exp(0) = 1 into the same float32 accumulators as the other terms; when those are
     all tiny (a confident row), the 1 rounds them away, and the row's loss is about their sum. Added apart from the
@@ -309,17 +333,27 @@ def block_sum_exp_apart(row, start, stop, shift):
     that holds a confident row's max.
     """
     prefer_wide_vectors()
-    block = row[start:stop]
     zero = row.dtype.type(0.0)
     one = row.dtype.type(1.0)
     others = zero
     ones = zero  # exact: blocks are far shorter than 2**24
-    for j in range(block.shape[0]):
-        term = exp_nonpositive(block[j] - shift)
-        is_one = term == one  # NaN terms (NaN or -inf - -inf) are not, and poison the sum as they should
-        others += zero if is_one else term
-        ones += one if is_one else zero
+    if exps is None:
+        block = row[start:stop]
+        for j in range(block.shape[0]):
+            others, ones = _add_apart_from_ones(exp_nonpositive(block[j] - shift), others, ones, zero, one)
+    else:
+        stored = exps[start:stop]
+        for j in range(stored.shape[0]):
+            others, ones = _add_apart_from_ones(stored[j], others, ones, zero, one)
     return np.float64(others), np.float64(ones)
+
+
+@jit
+def _add_apart_from_ones(term, others, ones, zero, one):
+    """(others + term, ones), or (others, ones + 1) when the term is exactly 1. NaN terms (NaN or -inf - -inf) are
+    not, and poison the sum as they should."""
+    is_one = term == one
+    return others + (zero if is_one else term), ones + (one if is_one else zero)
 
 
 # Elements per block of the online softmax: 8 KiB of float32, so the block is still in L1 when it is read the
@@ -341,13 +375,24 @@ def row_softmax_stats(row):
     keeps a confident row's small terms (see ``block_sum_exp_apart``): ``log1p`` of it is the row's log-sum-exp minus
     its max, to a few ulp even when that is 1e-30. The max has the row's dtype.
     """
+    return row_softmax_stats_into(row, None, None)
+
+
+@jit
+def row_softmax_stats_into(row, exps, block_shifts):
+    """``row_softmax_stats``, also keeping the exponentials unless ``exps`` is None: block b of ONLINE_BLOCK
+    elements gets exps[j] = exp(row[j] - block_shifts[b]), the running max it was summed against. ``exps`` may be
+    ``row`` (in place). A gradient then needs only a rescale of each block (``rescale_exps_row``), not a second exp.
+    """
     prefer_wide_vectors()
     n = row.shape[0]
     block_bytes = ONLINE_BLOCK * row.itemsize
     max_start = 0
     row_max = block_max(row, 0, min(n, ONLINE_BLOCK))
     prefetch_range(row, block_bytes, block_bytes)
-    max_block_sum = block_sum_exp(row, 0, min(n, ONLINE_BLOCK), row_max)
+    max_block_sum = block_sum_exp_into(row, 0, min(n, ONLINE_BLOCK), row_max, exps)
+    if exps is not None:
+        block_shifts[0] = row_max
     rest = 0.0  # the blocks other than the max's, scaled to the running max (kept apart: see the end)
     for start in range(ONLINE_BLOCK, n, ONLINE_BLOCK):
         stop = min(n, start + ONLINE_BLOCK)
@@ -357,12 +402,14 @@ def row_softmax_stats(row):
             rest = (rest + max_block_sum) * np.float64(exp_nonpositive(row_max - new_max))
             row_max = new_max
             max_start = start
-            max_block_sum = block_sum_exp(row, start, stop, row_max)
+            max_block_sum = block_sum_exp_into(row, start, stop, row_max, exps)
         else:
-            rest += block_sum_exp(row, start, stop, row_max)
+            rest += block_sum_exp_into(row, start, stop, row_max, exps)
+        if exps is not None:
+            block_shifts[start // ONLINE_BLOCK] = row_max
     total = rest + max_block_sum
     if total < CONFIDENT_SUM:
-        others, ones = block_sum_exp_apart(row, max_start, min(n, max_start + ONLINE_BLOCK), row_max)
+        others, ones = block_sum_exp_apart(row, max_start, min(n, max_start + ONLINE_BLOCK), row_max, exps)
         return row_max, rest + others + (ones - 1.0)
     return row_max, total - 1.0
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from .._jit import jit
 from .._vecmath import (
+    ONLINE_BLOCK,
     block_max,
     exp_nonpositive,
     exp_shifted,
@@ -17,6 +18,7 @@ from .._vecmath import (
     log_positive,
     prefer_wide_vectors,
     row_softmax_stats,
+    row_softmax_stats_into,
     rows_softmax_stats,
     segment_sums,
 )
@@ -149,6 +151,28 @@ def row_stats(row):
     to itself when it is tiny (a confident row, whose loss it is)."""
     row_max, sum_minus_one = row_softmax_stats(row)
     return row_max, math.log1p(sum_minus_one)
+
+
+@jit
+def row_stats_into(logits, row, exps, block_shifts):
+    """``row_stats`` of logits[row], also writing its exponentials to exps[row] (``row_softmax_stats_into``);
+    ``exps`` may be ``logits`` (in place)."""
+    row_max, sum_minus_one = row_softmax_stats_into(logits[row], exps[row], block_shifts)
+    return row_max, math.log1p(sum_minus_one)
+
+
+@jit
+def rescale_exps_row(out, row, block_shifts, row_max, log_sum, coef):
+    """out[row, c] = coef * softmax(row)_c, from the exps ``row_stats_into`` left there: each block's exps times
+    exp(its shift - max - log_sum)."""
+    prefer_wide_vectors()
+    n_classes = out.shape[1]
+    for start in range(0, n_classes, ONLINE_BLOCK):
+        shift = (np.float64(block_shifts[start // ONLINE_BLOCK]) - np.float64(row_max)) - log_sum
+        factor = out.dtype.type(coef * math.exp(shift))
+        block = out[row, start : min(n_classes, start + ONLINE_BLOCK)]
+        for j in range(block.shape[0]):
+            block[j] *= factor
 
 
 @jit

@@ -7,6 +7,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import RowKernel, jit
+from .._vecmath import ONLINE_BLOCK, block_max
 from .rows import (
     ROWS_PER_BLOCK,
     class_weight_of,
@@ -17,11 +18,12 @@ from .rows import (
     mean_scale,
     n_blocks,
     own_softmax_into_exps,
+    rescale_exps_row,
     row_stats,
+    row_stats_into,
     sample_weight_of,
     scaled_exps_block,
     short_rows_softmax,
-    softmax_scaled_row,
     sum_in_order,
     weighted_gap_sum,
 )
@@ -31,15 +33,16 @@ PROB_EPS = 1e-7
 
 
 @jit
-def smoothing_terms(logits, row, class_weight, row_max, log_sum):
-    """(sum_c w_c (lse - x_c), W = sum_c w_c) of one row, for label smoothing."""
+def smoothing_gaps(logits, row, class_weight, top):
+    """(sum_c w_c (top - x_c), W = sum_c w_c) of one row, for label smoothing, against ``top`` >= every logit of
+    the row: then sum_c w_c (lse - x_c) = W (lse - top) + the first."""
     n_classes = logits.shape[1]
     total_class_weight = np.float64(n_classes)
     if class_weight is not None:
         total_class_weight = 0.0
         for c in range(n_classes):
             total_class_weight += class_weight[c]
-    return total_class_weight * log_sum + weighted_gap_sum(logits, row, row_max, class_weight), total_class_weight
+    return weighted_gap_sum(logits, row, top, class_weight), total_class_weight
 
 
 @jit
@@ -57,7 +60,7 @@ def row_loss_and_softmax_coef(
 
     loss = (1-eps) w_y (lse - x_y) + (eps/C) sum_c w_c (lse - x_c) + z w_y lse^2, so
     d/dx_c = p_c [(1-eps) w_y + (eps/C) W + 2 z w_y lse] - (1-eps) w_y [c == y] - (eps/C) w_c,  W = sum_c w_c.
-    ``smooth_loss`` and ``total_class_weight`` are ``smoothing_terms`` (unused when ``smoothing`` is 0).
+    ``smooth_loss`` = sum_c w_c (lse - x_c) and ``total_class_weight`` = W (unused when ``smoothing`` is 0).
     """
     lse = np.float64(row_max) + log_sum
     loss = (1.0 - smoothing) * label_weight * nll + z_loss * label_weight * lse * lse
@@ -183,6 +186,7 @@ def sparse_rows(short: bool) -> RowKernel:
             nll = np.empty(last - first)
             softmax_coef = np.empty(last - first)
             target_coef = np.empty(last - first)
+            block_shifts = np.empty(n_blocks(n_classes, ONLINE_BLOCK), logits.dtype)
             if short:
                 exps = np.empty((last - first) * n_classes, logits.dtype)
                 label_exps = np.empty(last - first, logits.dtype)
@@ -215,15 +219,23 @@ def sparse_rows(short: bool) -> RowKernel:
                         logits, grad, row, label, class_weight, label_weight, label_smoothing, grad_coef
                     )
                 else:
-                    if not short:
-                        row_max[i], log_sum[i] = row_stats(logits[row])
-                        nll[i] = label_nll(logits[row, label], row_max[i], log_sum[i])
-                    smooth_loss = 0.0
+                    gap_sum = 0.0
                     total_class_weight = 0.0
-                    if label_smoothing != 0.0:
-                        smooth_loss, total_class_weight = smoothing_terms(
-                            logits, row, class_weight, row_max[i], log_sum[i]
-                        )
+                    if not short:
+                        label_logit = logits[row, label]
+                        if grad is not None:
+                            # The gradient's exps are written over the row if in place: what needs the logits comes
+                            # first. The smoothing gaps against the row's max (the statistics find the same max).
+                            if label_smoothing != 0.0:
+                                top = block_max(logits[row], 0, n_classes)
+                                gap_sum, total_class_weight = smoothing_gaps(logits, row, class_weight, top)
+                            row_max[i], log_sum[i] = row_stats_into(logits, row, grad, block_shifts)
+                        else:
+                            row_max[i], log_sum[i] = row_stats(logits[row])
+                        nll[i] = label_nll(label_logit, row_max[i], log_sum[i])
+                    if label_smoothing != 0.0 and (short or grad is None):
+                        gap_sum, total_class_weight = smoothing_gaps(logits, row, class_weight, row_max[i])
+                    smooth_loss = total_class_weight * log_sum[i] + gap_sum
                     loss, coef = row_loss_and_softmax_coef(
                         nll[i],
                         label_weight,
@@ -245,7 +257,7 @@ def sparse_rows(short: bool) -> RowKernel:
                             own_softmax_into_exps(logits, row, i, label, row_max[i], log_sum[i], exps, label_exps, sums)
                         softmax_coef[i] /= sums[i]
                     if grad is not None and not short:
-                        softmax_scaled_row(logits, row, row_max[i], log_sum[i], grad_coef * coef, grad)
+                        rescale_exps_row(grad, row, block_shifts, row_max[i], log_sum[i], grad_coef * coef)
                         subtract_targets(grad, row, label, class_weight, label_weight, label_smoothing, grad_coef)
                 losses[row] = loss
                 block_total += loss
