@@ -36,9 +36,11 @@ def test_confident_rows_float32(n_classes):
     unconfident = expected > 1e-6  # where the textbook float64 formula still has ten digits
     np.testing.assert_allclose(expected[unconfident], textbook[unconfident], rtol=1e-9)
     assert expected.min() > 1e-30  # representable in float32, so a relative bound applies to every row
+    in_place = logits.copy()
     for name, losses in (
         ("forward", nx.sparse_cross_entropy(logits, labels, reduction="none")),
         ("fused", nx.sparse_cross_entropy_with_grad(logits, labels, reduction="none")[0]),
+        ("in place", nx.sparse_cross_entropy_with_grad(in_place, labels, reduction="none", out=in_place)[0]),
     ):
         relative = np.abs(losses.astype(np.float64) - expected) / expected
         worst = int(np.argmax(relative))
