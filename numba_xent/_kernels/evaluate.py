@@ -14,7 +14,7 @@ from numba import prange
 
 from .._jit import jit, row_kernel
 from .._vecmath import ONLINE_BLOCK, exp_nonpositive, prefer_wide_vectors, row_softmax_stats
-from .rows import class_weight_of, is_short, n_blocks, rows_per_block, short_rows_stats
+from .rows import class_weight_of, is_short, label_nll, n_blocks, rows_per_block, short_rows_stats
 
 # Elements counted between checks of whether the count already reached the largest k: short enough to stop early
 # on a row whose label is far from the top, long enough for the vectorised count to run at speed.
@@ -105,8 +105,7 @@ def evaluate_rows(logits, labels, class_weight, ignore_index, top_k, max_k):
                 log_sum[i] = math.log1p(sum_minus_one)
             rank[i] = greater if label_logit == label_logit else n_classes  # a NaN label logit: never correct
             row_weight = class_weight_of(label, class_weight)
-            # lse - x_y as (max - x_y) + log_sum: max + log_sum would round the log away for large logits.
-            loss += row_weight * ((np.float64(row_max[i]) - np.float64(label_logit)) + log_sum[i])
+            loss += row_weight * label_nll(label_logit, row_max[i], log_sum[i])
             weight += row_weight
             kept += 1
         # Counted after the row loop, one k at a time: a loop that vectorises.

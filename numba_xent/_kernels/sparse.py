@@ -15,6 +15,7 @@ from .rows import (
     flat_rows_per_block,
     grad_scale_of,
     kept_weight,
+    label_nll,
     mean_scale,
     n_blocks,
     own_softmax_into_exps,
@@ -43,12 +44,6 @@ def smoothing_gaps(logits, row, class_weight, top):
         for c in range(n_classes):
             total_class_weight += class_weight[c]
     return weighted_gap_sum(logits, row, top, class_weight), total_class_weight
-
-
-@jit
-def label_nll(label_logit, row_max, log_sum):
-    """lse - x_y as (max - x_y) + log_sum: with a large common offset, max + log_sum would round log_sum away."""
-    return (np.float64(row_max) - np.float64(label_logit)) + log_sum
 
 
 @jit
