@@ -1,7 +1,10 @@
 """Numba options, set once for the package, and the one way kernels and their helpers are compiled.
 
-- ``@jit`` compiles a helper with the package's options. Helpers are plain functions: an option that is absent is
-  ``None``, and ``if x is None`` branches are pruned when Numba compiles the ``None`` specialisation. A helper
+- ``@jit`` compiles a helper with the package's options, callable from compiled code only (no Python or C
+  wrapper: a helper is no entry point, and each wrapper costs compile time). Helpers are plain functions: an option
+  that is absent is ``None``, and ``if x is None`` branches are pruned when Numba compiles the ``None``
+  specialisation (only there: a branch for ``x is None`` is compiled into the specialisations where ``x`` is an
+  array; where that costs, ``@overload`` chooses the code from the types, as ``rows.row_stats_into`` does). A helper
   without a loop is inlined into its caller's Numba IR (``inline="always"``), so it takes its caller's fastmath
   flags; one with a loop is compiled on its own and LLVM inlines it. A helper that runs once per row takes the 2-D
   arrays and a row number, never a row view: a view made in a row loop and passed to a call costs an atomic
@@ -29,24 +32,44 @@ from typing import Any
 
 from numba import njit
 from numba.core.caching import FunctionCache
+from numba.core.registry import CPUDispatcher
 
 JIT_OPTIONS: dict[str, Any] = dict(nogil=True, error_model="numpy", cache=True)
 REASSOC_OPTIONS: dict[str, Any] = dict(JIT_OPTIONS, fastmath={"reassoc", "contract"})
+HELPER_ONLY_OPTIONS: dict[str, Any] = dict(no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 
-def jit(func: Callable | None = None, *, reassoc: bool = False) -> Any:
+def jit(func: Callable | None = None, *, reassoc: bool = False, from_python: bool = False) -> Any:
     """Compile ``func`` with the package's options; ``reassoc=True`` also allows reassociating sums (so that they
-    vectorise)."""
+    vectorise); ``from_python=True`` for a helper that Python code calls too (it gets a Python wrapper)."""
 
     def decorate(function):
         options = REASSOC_OPTIONS if reassoc else JIT_OPTIONS
+        if not from_python:
+            # No wrappers for calls from Python or C: their lowering, optimisation and machine code were 0.25-0.3 s
+            # of a cold fused call (measured).
+            options = dict(options, **HELPER_ONLY_OPTIONS)
         if not _has_loop(function):
             # Compiled on its own, every small helper pays its own typing and LLVM pipeline: inlined into its
             # callers' IR instead, the cold first call took 0.35-0.8 s less (measured on four kernels).
             options = dict(options, inline="always")
-        return _njit(function, **options)
+        dispatcher = _njit(function, **options)
+        if not from_python:
+            dispatcher.__class__ = _CompiledCodeHelper
+        return dispatcher
 
     return decorate if func is None else decorate(func)
+
+
+class _CompiledCodeHelper(CPUDispatcher):
+    """A helper without a Python wrapper. Numba would enter the missing wrapper (and crash the interpreter) if Python
+    called it: this raises instead."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError(
+            f"{self.py_func.__qualname__} is called from compiled code only (it has no Python wrapper); "
+            "Python code calls its .py_func, or it is declared with @jit(from_python=True)"
+        )
 
 
 def _has_loop(func: Callable) -> bool:

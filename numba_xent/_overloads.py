@@ -23,8 +23,8 @@ from .sparse import sparse_cross_entropy, sparse_cross_entropy_grad, sparse_cros
 
 REDUCTION_CODES = {"none": 0, "sum": 1, "mean": 2}
 # The kernels' twins as module globals (jitted code can call dispatchers, not attributes of Python objects).
-_short_serial, _short_parallel = sparse_rows(True).serial, sparse_rows(True).parallel
-_long_serial, _long_parallel = sparse_rows(False).serial, sparse_rows(False).parallel
+_short_serial, _short_parallel = sparse_rows(True, True).serial, sparse_rows(True, True).parallel
+_long_serial, _long_parallel = sparse_rows(False, True).serial, sparse_rows(False, True).parallel
 
 
 def _reduction_code(reduction) -> int:
@@ -69,7 +69,7 @@ def _run(logits, labels, class_weight, ignore_index, reduction_code, label_smoot
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError("numba_xent: label_smoothing must be in [0, 1]")
     losses = np.empty(n_rows)
-    arguments = (logits, labels, class_weight, None, ignore_index, label_smoothing, 0.0, True, 1.0, None)
+    arguments = (logits, labels, class_weight, None, ignore_index, label_smoothing, 0.0, 1.0, None)
     mean_gradient = reduction_code == 2
     short = is_flat(n_classes, logits.itemsize)
     if logits.size < PARALLEL_MIN_ELEMENTS:

@@ -118,7 +118,7 @@ def _run(
 
     short = options.from_logits and is_flat_rows(rows.n_classes, rows.data.itemsize)
     losses, grad, copy_to_out = loss_outputs(rows, (rows.data.shape[0],), want_grad, out)
-    total, denominator, bad_row = sparse_rows(short).launch(
+    total, denominator, bad_row = sparse_rows(short, options.from_logits).launch(
         rows.data.size,
         logits=rows.data,
         labels=flat_labels,
@@ -127,7 +127,6 @@ def _run(
         ignore_index=options.ignore_index,
         label_smoothing=options.label_smoothing,
         z_loss=options.z_loss,
-        from_logits=options.from_logits,
         grad_scale=scale,
         grad_scale_rows=scale_rows,
         # The gradient of a mean needs its denominator first: the kernel adds it before the rows, in the same

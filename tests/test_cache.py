@@ -94,7 +94,7 @@ def test_cache_entries_are_keyed_by_the_package_source():
     from numba_xent import _jit
     from numba_xent._kernels.sparse import sparse_rows
 
-    kernel = sparse_rows(False)
+    kernel = sparse_rows(False, True)
     for dispatcher in (kernel.parallel, kernel.serial):
         assert isinstance(dispatcher._cache, _jit._PackageCache)
     assert _jit._PackageCache.fingerprint == _jit._source_fingerprint()
@@ -113,7 +113,7 @@ WARM_CHECK = textwrap.dedent(
         nx.sparse_cross_entropy(x, y)
         nx.sparse_cross_entropy_with_grad(x, y, out=np.empty_like(x))
         nx.softmax(x)
-    kernels = [sparse_rows(True), sparse_rows(False), softmax_rows]
+    kernels = [sparse_rows(True, True), sparse_rows(False, True), softmax_rows]
     misses = sum(sum(d.stats.cache_misses.values()) for k in kernels for d in (k.serial, k.parallel))
     hits = sum(sum(d.stats.cache_hits.values()) for k in kernels for d in (k.serial, k.parallel))
     print("misses", misses, "hits", hits)

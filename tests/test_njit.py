@@ -126,3 +126,14 @@ def test_unsupported_inputs_are_typing_errors(rng):
 
     with pytest.raises(numba.core.errors.TypingError, match="reduction must be one of"):
         with_unknown_reduction(np.zeros((2, 3)), np.zeros(2, np.int64))
+
+
+def test_helpers_called_from_python_raise_instead_of_crashing():
+    """Helpers are compiled without a Python wrapper (compile time): a call from Python must be a TypeError, never a
+    jump into the missing wrapper. Those that Python calls keep theirs."""
+    from numba_xent._kernels import rows
+
+    with pytest.raises(TypeError, match="sum_in_order is called from compiled code only"):
+        rows.sum_in_order(np.ones(3))
+    assert rows.sum_in_order.py_func(np.ones(3)) == 3.0
+    assert rows.first_bad_label(np.array([0, 5, 1]), 3, -100) == 1

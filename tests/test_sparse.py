@@ -116,7 +116,7 @@ def test_kernel_launch_names_every_argument():
     """Kernels are launched by keyword through a generated binder: a missing or unknown name is a TypeError."""
     from numba_xent._kernels.sparse import sparse_rows
 
-    kernel = sparse_rows(True)
+    kernel = sparse_rows(True, True)
     with pytest.raises(TypeError, match="labels"):
         kernel.launch(10, logits=np.zeros((1, 10)))
     with pytest.raises(TypeError, match="label_weight"):

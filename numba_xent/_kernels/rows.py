@@ -7,8 +7,10 @@ block, then the block sums added in order), so the bits of a mean or sum do not 
 import math
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
-from .._jit import jit
+from .._jit import JIT_OPTIONS, jit
 from .._vecmath import (
     ONLINE_BLOCK,
     block_max,
@@ -118,7 +120,7 @@ def grad_scale_of(row, grad_scale, grad_scale_rows):
     return grad_scale_rows[row]
 
 
-@jit
+@jit(from_python=True)
 def first_bad_label(labels, n_classes, ignore_index):
     """Flat index of the first label outside [0, n_classes) that is not ignore_index, or -1."""
     for i in range(labels.shape[0]):
@@ -160,12 +162,28 @@ def row_stats(row):
     return row_max, math.log1p(sum_minus_one)
 
 
-@jit
 def row_stats_into(logits, row, exps, block_shifts):
-    """``row_stats`` of logits[row], also writing its exponentials to exps[row] (``row_softmax_stats_into``);
-    ``exps`` may be ``logits`` (in place)."""
-    row_max, sum_minus_one = row_softmax_stats_into(logits[row], exps[row], block_shifts)
-    return row_max, math.log1p(sum_minus_one)
+    """``row_stats`` of logits[row], also writing its exponentials to exps[row] (``row_softmax_stats_into``) unless
+    ``exps`` is None; ``exps`` may be ``logits`` (in place).
+
+    Which of the two runs is chosen from the type of ``exps`` when the caller compiles (an ``@overload``): Numba
+    prunes an ``if grad is None`` branch only where ``grad`` *is* None, so a kernel's branch for the forward would be
+    compiled into its gradient specialisation too (a second streaming loop: 0.45 s of the first fused call, measured).
+    """
+    raise NotImplementedError("row_stats_into is called from compiled code only")
+
+
+# Inlined into its caller, which is cached: no cache of its own (nor a failure where no cache can be written).
+@overload(row_stats_into, inline="always", jit_options=dict(JIT_OPTIONS, cache=False))  # type: ignore[arg-type]
+def _row_stats_into(logits, row, exps, block_shifts):
+    if isinstance(exps, types.NoneType):
+        return lambda logits, row, exps, block_shifts: row_stats(logits[row])
+
+    def keep_exps(logits, row, exps, block_shifts):
+        row_max, sum_minus_one = row_softmax_stats_into(logits[row], exps[row], block_shifts)
+        return row_max, math.log1p(sum_minus_one)
+
+    return keep_exps
 
 
 @jit
