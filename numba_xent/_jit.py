@@ -9,6 +9,9 @@
   flags; one with a loop is compiled on its own and LLVM inlines it. A helper that runs once per row takes the 2-D
   arrays and a row number, never a row view: a view made in a row loop and passed to a call costs an atomic
   reference-count increment and decrement per row (measured at half of a 10-class forward).
+- A constant passed to a helper that is compiled on its own is typed ``Literal[int](0)`` and compiles a
+  specialisation of its own beside the ``int64`` one (0.06-0.13 s each on a first call, measured): calls write
+  ``np.intp(0)``, not ``0``, for a start index.
 - ``@row_kernel`` compiles a row loop twice from one source: ``.parallel`` (``prange`` spread over every core) and
   ``.serial`` (``prange`` runs as ``range``: small inputs, forked children). Both add their block sums in the same
   order, so they return the same bits.

@@ -399,7 +399,7 @@ def row_softmax_stats_into(row, exps, block_shifts):
     prefer_wide_vectors()
     n = row.shape[0]
     block_bytes = ONLINE_BLOCK * row.itemsize
-    max_start = 0
+    max_start = np.intp(0)  # not 0: a literal compiles a specialisation of its own (see _jit)
     row_max = row.dtype.type(0.0)
     max_block_sum = 0.0
     rest = 0.0  # the blocks other than the max's, scaled to the running max (kept apart: see the end)

@@ -222,7 +222,7 @@ def sparse_rows(short: bool, from_logits: bool) -> RowKernel:
                         if grad is not None and label_smoothing != 0.0:
                             # The gradient's exps are written over the row if in place: what needs the logits comes
                             # first. The smoothing gaps against the row's max (the statistics find the same max).
-                            top = block_max(logits[row], 0, n_classes)
+                            top = block_max(logits[row], np.intp(0), n_classes)
                             gap_sum, total_class_weight = smoothing_gaps(logits, row, class_weight, top)
                         row_max[i], log_sum[i] = row_stats_into(logits, row, grad, block_shifts)
                         nll[i] = label_nll(label_logit, row_max[i], log_sum[i])
