@@ -22,6 +22,7 @@ def _calls(dtype, n_rows: int, n_classes: int):
     labels = rng.integers(0, n_classes, n_rows)
     class_weight = np.ones(n_classes)
     buffer = np.empty_like(logits)
+    probabilities = rng.random((n_rows, n_classes)).astype(dtype) + dtype(0.01)
     return {
         "forward": lambda: nx.sparse_cross_entropy(logits, labels),
         "forward, class_weight": lambda: nx.sparse_cross_entropy(logits, labels, class_weight=class_weight),
@@ -32,6 +33,11 @@ def _calls(dtype, n_rows: int, n_classes: int):
         ),
         "softmax, log_softmax, logsumexp": lambda: (nx.softmax(logits), nx.log_softmax(logits), nx.logsumexp(logits)),
         "evaluate": lambda: nx.evaluate(logits, labels),
+        # Probability inputs (Keras's from_logits=False) run kernels of their own.
+        "probabilities: forward, fused": lambda: (
+            nx.sparse_cross_entropy(probabilities, labels, from_logits=False),
+            nx.sparse_cross_entropy_with_grad(probabilities, labels, from_logits=False),
+        ),
     }
 
 
