@@ -40,6 +40,9 @@ from numba.core.registry import CPUDispatcher
 JIT_OPTIONS: dict[str, Any] = dict(nogil=True, error_model="numpy", cache=True)
 REASSOC_OPTIONS: dict[str, Any] = dict(JIT_OPTIONS, fastmath={"reassoc", "contract"})
 HELPER_ONLY_OPTIONS: dict[str, Any] = dict(no_cpython_wrapper=True, no_cfunc_wrapper=True)
+# For ``@overload`` implementations: compiled into their callers, which are cached (or not) with them. A cache of their
+# own would fail where no cache directory is writable (Numba raises at compile time instead of warning).
+OVERLOAD_OPTIONS: dict[str, Any] = dict(JIT_OPTIONS, cache=False)
 
 
 def jit(func: Callable | None = None, *, reassoc: bool = False, from_python: bool = False) -> Any:

@@ -15,7 +15,7 @@ from numba import types
 from numba.core.errors import TypingError
 from numba.extending import overload
 
-from ._jit import JIT_OPTIONS, jit
+from ._jit import OVERLOAD_OPTIONS, jit
 from ._kernels.rows import is_flat, mean_scale
 from ._kernels.sparse import sparse_rows
 from ._launch import PARALLEL_MIN_ELEMENTS
@@ -105,7 +105,7 @@ def _reduce(losses, total, denominator, reduction_code, dtype_of):
 
 
 def _overload(func, want_loss: bool, want_grad: bool):
-    @overload(func, jit_options=JIT_OPTIONS)  # type: ignore[arg-type]
+    @overload(func, jit_options=OVERLOAD_OPTIONS)  # type: ignore[arg-type]
     def implementation(logits, labels, class_weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         _check_types(logits, labels, class_weight)
         code = _reduction_code(reduction)

@@ -30,6 +30,13 @@ USE_EVERYTHING = textwrap.dedent(
         nx.sparse_cross_entropy_with_grad(big, big_y)[0], nx.cross_entropy(x, nx.softmax(x)),
         nx.binary_cross_entropy_with_logits(x, x > 0), nx.log_softmax(big).sum(), nx.logsumexp(x).sum(),
     ]
+    import numba
+
+    @numba.njit
+    def from_users_njit(x, y):  # the overloads compile too
+        return nx.sparse_cross_entropy_with_grad(x, y)[0]
+
+    results += [from_users_njit(x, y), nx.sparse_cross_entropy(np.abs(x) + 0.1, y, from_logits=False)]
     assert all(np.isfinite(r) for r in results), results
     print("ok", nx.__file__)
     """

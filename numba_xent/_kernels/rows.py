@@ -10,7 +10,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .._jit import JIT_OPTIONS, jit
+from .._jit import OVERLOAD_OPTIONS, jit
 from .._vecmath import (
     ONLINE_BLOCK,
     block_max,
@@ -173,8 +173,7 @@ def row_stats_into(logits, row, exps, block_shifts):
     raise NotImplementedError("row_stats_into is called from compiled code only")
 
 
-# Inlined into its caller, which is cached: no cache of its own (nor a failure where no cache can be written).
-@overload(row_stats_into, inline="always", jit_options=dict(JIT_OPTIONS, cache=False))  # type: ignore[arg-type]
+@overload(row_stats_into, inline="always", jit_options=OVERLOAD_OPTIONS)  # type: ignore[arg-type]
 def _row_stats_into(logits, row, exps, block_shifts):
     if isinstance(exps, types.NoneType):
         return lambda logits, row, exps, block_shifts: row_stats(logits[row])
