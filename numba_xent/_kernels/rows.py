@@ -293,7 +293,7 @@ def short_rows_softmax(
 
 
 @jit
-def own_softmax_into_exps(logits, row, i, label, row_max, log_sum, exps, label_exps, sums):
+def own_row_exps(logits, row, i, label, row_max, log_sum, exps, label_exps, sums):
     """Row ``row`` (block row i), done on its own by ``short_rows_softmax``, put in the exps' form that
     ``scaled_exps_block`` takes: exp(x - its own max) in ``exps`` (label's term apart), sums[i] = their sum.
     Through ``exp_shifted``, which the block's exps compiled already (a loop of its own cost 0.2 s of the fused

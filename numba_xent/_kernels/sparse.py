@@ -18,7 +18,7 @@ from .rows import (
     label_nll,
     mean_scale,
     n_blocks,
-    own_softmax_into_exps,
+    own_row_exps,
     rescale_exps_row,
     row_stats_into,
     sample_weight_of,
@@ -247,7 +247,7 @@ def sparse_rows(short: bool, from_logits: bool) -> RowKernel:
                         # Its softmax is the exps over their sum: the coefficient of the exps. (The logits are still
                         # intact here, in place or not, for a row done on its own.)
                         if on_own[i]:
-                            own_softmax_into_exps(logits, row, i, label, row_max[i], log_sum[i], exps, label_exps, sums)
+                            own_row_exps(logits, row, i, label, row_max[i], log_sum[i], exps, label_exps, sums)
                         softmax_coef[i] /= sums[i]
                     if grad is not None and not short:
                         rescale_exps_row(grad, row, block_shifts, row_max[i], log_sum[i], grad_coef * coef)
